@@ -1,0 +1,123 @@
+//! The one error type of the library, with messages an operator can act on.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library. Messages never contain key
+/// material or passphrases. Where a second line helps, it starts with `hint:`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on a named path.
+    Io { path: PathBuf, source: io::Error },
+    /// No keyslot opened with the given passphrase or keyfile.
+    WrongPassphrase,
+    /// The directory does not hold a callvault volume header.
+    NotAVolume { path: PathBuf },
+    /// The header was written by a newer format version.
+    FormatTooNew { found: u16, max: u16 },
+    /// The header needs features this build does not know.
+    UnknownFeatures { flags: u32 },
+    /// The header is present but cannot be parsed (says which part).
+    HeaderDamaged { path: PathBuf, what: String },
+    /// The header parsed and a keyslot opened, but its MAC does not match.
+    HeaderTampered { path: PathBuf },
+    /// `init` was pointed at a directory that already holds a volume.
+    VolumeExists { path: PathBuf },
+    /// `init` was pointed at a non-empty directory.
+    DirectoryNotEmpty { path: PathBuf },
+    /// Every keyslot is in use.
+    NoFreeKeyslot,
+    /// The OS random number generator failed.
+    Random(String),
+    /// KDF parameters out of range, or the KDF itself failed.
+    Kdf(String),
+    /// A passphrase was empty.
+    EmptyPassphrase,
+    /// A per-file header is short, unknown or fails its MAC.
+    FileHeaderDamaged { what: String },
+    /// A backing file's size cannot come from this format.
+    ImpossibleFileSize { len: u64 },
+    /// An encrypted name in the backing directory does not decrypt.
+    BadEncryptedName { what: String },
+    /// A plaintext name is longer than 255 bytes.
+    NameTooLong { len: usize },
+    /// A plaintext name is empty, `.`, `..`, or contains `/` or NUL.
+    InvalidName,
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::WrongPassphrase => write!(f, "wrong passphrase or keyfile"),
+            Error::NotAVolume { path } => write!(
+                f,
+                "{} is not a callvault volume (no callvault.header)\n\
+                 hint: create one with `callvault-keytool init {}`",
+                path.display(),
+                path.display()
+            ),
+            Error::FormatTooNew { found, max } => write!(
+                f,
+                "unsupported volume format version {found}: this build reads versions up to {max}\n\
+                 hint: upgrade callvault on this host; do not re-initialise the volume"
+            ),
+            Error::UnknownFeatures { flags } => write!(
+                f,
+                "volume needs format features this build does not know (flags {flags:#010x})\n\
+                 hint: upgrade callvault on this host"
+            ),
+            Error::HeaderDamaged { path, what } => write!(
+                f,
+                "damaged volume header {}: {what}\n\
+                 hint: restore callvault.header from a header backup",
+                path.display()
+            ),
+            Error::HeaderTampered { path } => write!(
+                f,
+                "volume header {} fails its integrity check (changed outside callvault)\n\
+                 hint: restore callvault.header from a header backup",
+                path.display()
+            ),
+            Error::VolumeExists { path } => write!(
+                f,
+                "{} already holds a callvault volume; refusing to overwrite it",
+                path.display()
+            ),
+            Error::DirectoryNotEmpty { path } => write!(
+                f,
+                "{} is not empty; a new volume needs an empty or missing directory",
+                path.display()
+            ),
+            Error::NoFreeKeyslot => write!(f, "every keyslot of this volume is in use"),
+            Error::Random(e) => write!(f, "the system random number generator failed: {e}"),
+            Error::Kdf(e) => write!(f, "key derivation: {e}"),
+            Error::EmptyPassphrase => write!(f, "the passphrase is empty"),
+            Error::FileHeaderDamaged { what } => write!(f, "damaged file header: {what}"),
+            Error::ImpossibleFileSize { len } => {
+                write!(f, "backing file size {len} is impossible for this format")
+            }
+            Error::BadEncryptedName { what } => write!(f, "undecryptable name in backing directory: {what}"),
+            Error::NameTooLong { len } => write!(f, "name is {len} bytes; the limit is 255"),
+            Error::InvalidName => write!(f, "invalid file name"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! callvault: encrypted, access-controlled, audited storage for call recordings.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod random;
+pub mod secret;
+
+pub use error::Error;
