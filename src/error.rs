@@ -43,6 +43,8 @@ pub enum Error {
     BadEncryptedName { what: String },
     /// A plaintext name is longer than 255 bytes.
     NameTooLong { len: usize },
+    /// A derived XTS key has two equal halves (IEEE 1619 forbids it).
+    EqualKeyHalves,
     /// A plaintext name is empty, `.`, `..`, or contains `/` or NUL.
     InvalidName,
 }
@@ -50,7 +52,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -106,8 +111,13 @@ impl fmt::Display for Error {
             Error::ImpossibleFileSize { len } => {
                 write!(f, "backing file size {len} is impossible for this format")
             }
-            Error::BadEncryptedName { what } => write!(f, "undecryptable name in backing directory: {what}"),
+            Error::BadEncryptedName { what } => {
+                write!(f, "undecryptable name in backing directory: {what}")
+            }
             Error::NameTooLong { len } => write!(f, "name is {len} bytes; the limit is 255"),
+            Error::EqualKeyHalves => {
+                write!(f, "refusing an AES-XTS key whose two halves are equal")
+            }
             Error::InvalidName => write!(f, "invalid file name"),
         }
     }

@@ -1,8 +1,25 @@
 //! callvault: encrypted, access-controlled, audited storage for call recordings.
+//!
+//! This crate is the library under the `callvaultd` FUSE daemon and the
+//! `callvault-keytool` command: the on-disk volume format, its cryptography and
+//! key handling. It has no FUSE code, no terminal code and no `unsafe`.
+//!
+//! The downward chain is: [`volume`] (a volume on disk) → [`header`] (the
+//! volume header and its keyslots) → [`keys`] (subkeys for every purpose) →
+//! [`contents`] / [`names`] (what is encrypted and how) → [`secret`] (key
+//! types that wipe themselves).
 #![forbid(unsafe_code)]
 
+pub mod contents;
 pub mod error;
+pub mod fileheader;
+pub mod header;
+pub mod kdf;
+pub mod keys;
+pub mod names;
 pub mod random;
 pub mod secret;
+pub mod sectors;
+pub mod volume;
 
 pub use error::Error;

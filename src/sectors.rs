@@ -1,0 +1,137 @@
+//! Pure arithmetic mapping plaintext byte ranges to encrypted sectors.
+//!
+//! A backing file is a [`FILE_HEADER_LEN`]-byte header followed by whole
+//! 4096-byte sectors; sector `i` holds plaintext bytes `i*4096 .. (i+1)*4096`.
+//! Keeping every sector whole means the XTS cipher never sees a short chunk.
+
+use std::ops::Range;
+
+/// Plaintext bytes per sector.
+pub const SECTOR_SIZE: u64 = 4096;
+/// Bytes reserved for the file header at the start of every non-empty backing
+/// file. A full page, so data sectors stay page-aligned in the backing file.
+pub const FILE_HEADER_LEN: u64 = 4096;
+
+/// The sector holding plaintext byte `offset`.
+pub fn sector_of(offset: u64) -> u64 {
+    offset / SECTOR_SIZE
+}
+
+/// Sectors touched by the plaintext range `off .. off+len` (empty for len 0).
+pub fn sectors_touched(off: u64, len: u64) -> Range<u64> {
+    if len == 0 {
+        return sector_of(off)..sector_of(off);
+    }
+    sector_of(off)..sector_of(off + len - 1) + 1
+}
+
+/// Number of sectors needed to hold a file of `size` bytes.
+pub fn sectors_for_size(size: u64) -> u64 {
+    size.div_ceil(SECTOR_SIZE)
+}
+
+/// Offset of sector `index` in the backing file.
+pub fn backing_offset(index: u64) -> u64 {
+    FILE_HEADER_LEN + index * SECTOR_SIZE
+}
+
+/// Backing file length that holds exactly a file of `size` bytes.
+pub fn backing_len_for_size(size: u64) -> u64 {
+    FILE_HEADER_LEN + sectors_for_size(size) * SECTOR_SIZE
+}
+
+/// Plaintext offset where sector `index` starts.
+pub fn sector_start(index: u64) -> u64 {
+    index * SECTOR_SIZE
+}
+
+/// Whether a write of `off .. off+len` covers sector `index` completely, so its
+/// old contents need not be read first.
+pub fn covers_whole_sector(off: u64, len: u64, index: u64) -> bool {
+    let start = sector_start(index);
+    off <= start && off + len >= start + SECTOR_SIZE
+}
+
+/// What a backing file's length says about a file whose header records
+/// `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BackingLen {
+    /// Exactly the sectors the size needs.
+    Exact,
+    /// More than needed: bytes written past the recorded size before a crash.
+    /// Harmless; a writer trims them back to `trim_to`.
+    Excess { trim_to: u64 },
+    /// Too short to hold the recorded size: the file was cut or tampered with.
+    Impossible,
+}
+
+/// Classifies a backing file of `backing_len` bytes holding `size` plaintext bytes.
+pub fn classify_backing_len(backing_len: u64, size: u64) -> BackingLen {
+    let need = backing_len_for_size(size);
+    match backing_len.cmp(&need) {
+        std::cmp::Ordering::Equal => BackingLen::Exact,
+        std::cmp::Ordering::Greater => BackingLen::Excess { trim_to: need },
+        std::cmp::Ordering::Less => BackingLen::Impossible,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_ranges_map_to_exactly_the_sectors_holding_their_bytes() {
+        let offsets = (0..3 * SECTOR_SIZE + 20).step_by(7).chain([
+            SECTOR_SIZE - 1,
+            SECTOR_SIZE,
+            SECTOR_SIZE + 1,
+            10 << 30,
+        ]);
+        for off in offsets {
+            for len in [
+                0u64, 1, 15, 16, 17, 4095, 4096, 4097, 8191, 8192, 8193, 100_000,
+            ] {
+                let r = sectors_touched(off, len);
+                if len == 0 {
+                    assert!(r.is_empty());
+                    continue;
+                }
+                assert_eq!(r.start, off / SECTOR_SIZE, "first sector of {off}+{len}");
+                assert_eq!(
+                    r.end - 1,
+                    (off + len - 1) / SECTOR_SIZE,
+                    "last sector of {off}+{len}"
+                );
+                for s in r.clone() {
+                    let (a, b) = (sector_start(s), sector_start(s) + SECTOR_SIZE);
+                    assert!(
+                        a < off + len && off < b,
+                        "sector {s} must overlap {off}+{len}"
+                    );
+                    let whole = covers_whole_sector(off, len, s);
+                    assert_eq!(whole, off <= a && off + len >= b);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backing_lengths_for_worked_sizes() {
+        assert_eq!(backing_len_for_size(0), 4096);
+        assert_eq!(backing_len_for_size(1), 8192);
+        assert_eq!(backing_len_for_size(4096), 8192);
+        assert_eq!(backing_len_for_size(4097), 12288);
+        assert_eq!(sectors_for_size(10 << 30), (10 << 30) / 4096);
+    }
+
+    #[test]
+    fn backing_length_classification() {
+        assert_eq!(classify_backing_len(8192, 1), BackingLen::Exact);
+        assert_eq!(
+            classify_backing_len(8192 + 100, 1),
+            BackingLen::Excess { trim_to: 8192 }
+        );
+        assert_eq!(classify_backing_len(4096, 1), BackingLen::Impossible);
+        assert_eq!(classify_backing_len(8000, 4097), BackingLen::Impossible);
+    }
+}
