@@ -12,6 +12,7 @@
 
 pub mod contents;
 pub mod error;
+pub mod exitcode;
 pub mod fileheader;
 pub mod header;
 pub mod kdf;

@@ -1,0 +1,36 @@
+//! Command-line arguments of `callvaultd`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Serve an encrypted callvault volume at a mount point (FUSE).
+///
+/// Runs in the foreground until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`,
+/// then flushes everything and exits 0. Readiness is announced to systemd
+/// (Type=notify, $NOTIFY_SOCKET); `--background` instead returns once mounted.
+#[derive(Debug, Parser)]
+#[command(name = "callvaultd", version)]
+pub struct Args {
+    /// The volume directory (made by `callvault-keytool init`).
+    pub volume: PathBuf,
+    /// Where to mount the decrypted view.
+    pub mountpoint: PathBuf,
+    /// Read the passphrase from this file (one trailing newline is ignored).
+    /// Without it: $CREDENTIALS_DIRECTORY/callvault-passphrase under systemd,
+    /// else a prompt on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Mount read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Fork, and exit 0 once the mount is live (the daemon goes on).
+    #[arg(long)]
+    pub background: bool,
+    /// Request-serving threads.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+    /// Log every operation that fails, not only errors.
+    #[arg(long, short)]
+    pub verbose: bool,
+}

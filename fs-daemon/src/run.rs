@@ -1,0 +1,332 @@
+//! Start-up and shutdown: checks, unlock, mount, serve until told to stop.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use callvault::exitcode;
+use callvault::secret::Passphrase;
+use callvault::volume::{self, VolumePaths};
+use fuser::{Config, MountOption, SessionACL};
+use log::{info, warn};
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::cli::Args;
+use crate::fuse::CallvaultFs;
+use crate::notify::Notifier;
+use crate::sys::{self, Forked};
+use crate::vault::{Vault, VaultOptions};
+
+/// A start-up failure: one line for the operator and the exit code.
+pub struct Fatal {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Fatal {
+    fn new(code: u8, message: impl fmt::Display) -> Self {
+        Fatal {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<callvault::Error> for Fatal {
+    fn from(e: callvault::Error) -> Self {
+        Fatal::new(exitcode::for_error(&e), e)
+    }
+}
+
+/// Name of the systemd credential holding the passphrase (LoadCredential=).
+pub const CREDENTIAL_NAME: &str = "callvault-passphrase";
+
+fn read_passphrase(args: &Args) -> Result<Passphrase, Fatal> {
+    let from_file = |p: &Path| -> Result<Passphrase, Fatal> {
+        let mut bytes = Vec::new();
+        File::open(p)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| {
+                Fatal::new(
+                    exitcode::PASSPHRASE_SOURCE,
+                    format!("passphrase file {}: {e}", p.display()),
+                )
+            })?;
+        let pass = Passphrase::from_file_contents(bytes);
+        if pass.is_empty() {
+            return Err(Fatal::new(
+                exitcode::PASSPHRASE_SOURCE,
+                format!("passphrase file {} is empty", p.display()),
+            ));
+        }
+        Ok(pass)
+    };
+    if let Some(p) = &args.passphrase_file {
+        return from_file(p);
+    }
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let p = PathBuf::from(dir).join(CREDENTIAL_NAME);
+        if p.exists() {
+            return from_file(&p);
+        }
+    }
+    let typed = rpassword::prompt_password(format!("Passphrase for {}: ", args.volume.display()))
+        .map_err(|e| {
+        Fatal::new(
+            exitcode::PASSPHRASE_SOURCE,
+            format!("cannot prompt for the passphrase ({e}); give --passphrase-file FILE"),
+        )
+    })?;
+    Ok(Passphrase::new(typed.into_bytes()))
+}
+
+/// Refuses a mount point that is missing, not a directory, or already mounted.
+fn check_mountpoint(m: &Path) -> Result<PathBuf, Fatal> {
+    let bad = |what: String| Fatal::new(exitcode::BAD_MOUNTPOINT, what);
+    let meta = std::fs::metadata(m).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => bad(format!("mount point {} does not exist", m.display())),
+        std::io::ErrorKind::NotConnected => bad(format!(
+            "mount point {} is a dead FUSE mount; run `fusermount3 -u {}`",
+            m.display(),
+            m.display()
+        )),
+        _ => bad(format!("mount point {}: {e}", m.display())),
+    })?;
+    if !meta.is_dir() {
+        return Err(bad(format!(
+            "mount point {} is not a directory",
+            m.display()
+        )));
+    }
+    let canon = m
+        .canonicalize()
+        .map_err(|e| bad(format!("mount point {}: {e}", m.display())))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let target = canon.to_string_lossy();
+    if mounts
+        .lines()
+        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*target))
+    {
+        return Err(bad(format!(
+            "mount point {} is already mounted",
+            m.display()
+        )));
+    }
+    Ok(canon)
+}
+
+/// /proc/self/mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// Holds VOLUME/callvault.lock so two daemons never serve one volume.
+fn lock_volume(paths: &VolumePaths) -> Result<nix::fcntl::Flock<File>, Fatal> {
+    let p = paths.lock();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&p)
+        .map_err(|e| Fatal::new(exitcode::FAILURE, format!("{}: {e}", p.display())))?;
+    let mut lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(mut f, _)| {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            Fatal::new(
+                exitcode::VOLUME_IN_USE,
+                format!(
+                    "volume {} is already served by callvaultd (pid {})",
+                    paths.root.display(),
+                    pid.trim()
+                ),
+            )
+        })?;
+    let _ = lock.set_len(0);
+    let _ = write!(lock, "{}", std::process::id());
+    Ok(lock)
+}
+
+/// Protects key material: no core dumps, no ptrace by non-root, no swap.
+fn harden() {
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        warn!("could not disable core dumps: {e}");
+    }
+    if let Err(e) = sys::lock_memory() {
+        warn!(
+            "could not lock memory (key material may be swapped): {e}; raise LimitMEMLOCK or run as root"
+        );
+    }
+    // One O_PATH descriptor per inode the kernel holds: lift the soft limit.
+    if let Ok((_, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let _ =
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// `--background`: the parent waits for the child's readiness byte and exits
+/// with 0, or with the child's own exit code if it failed first.
+fn daemonize(notifier: &mut Notifier) -> Result<(), Fatal> {
+    let (r, w) =
+        nix::unistd::pipe().map_err(|e| Fatal::new(exitcode::FAILURE, format!("pipe: {e}")))?;
+    match sys::fork_before_threads()
+        .map_err(|e| Fatal::new(exitcode::FAILURE, format!("fork: {e}")))?
+    {
+        Forked::Parent { child } => {
+            drop(w);
+            let mut byte = [0u8; 1];
+            let mut r = File::from(r);
+            if matches!(r.read(&mut byte), Ok(1)) {
+                std::process::exit(0);
+            }
+            let code = match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+                _ => exitcode::FAILURE as i32,
+            };
+            std::process::exit(if code == 0 {
+                exitcode::FAILURE as i32
+            } else {
+                code
+            });
+        }
+        Forked::Child => {
+            drop(r);
+            let _ = nix::unistd::setsid();
+            notifier.parent_pipe = Some(File::from(w));
+            Ok(())
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<(), Fatal> {
+    let mut notifier = Notifier::default();
+    if args.background {
+        daemonize(&mut notifier)?;
+    }
+    // Signals are taken by one thread with sigwait; block them everywhere first.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    let _ = signals.thread_block();
+    harden();
+
+    if !Path::new("/dev/fuse").exists() {
+        return Err(Fatal::new(
+            exitcode::FUSE_UNAVAILABLE,
+            "/dev/fuse is missing: load the fuse module (modprobe fuse) or give the container the device",
+        ));
+    }
+    let paths = VolumePaths::new(&args.volume);
+    volume::read_header(&args.volume)?;
+    let mountpoint = check_mountpoint(&args.mountpoint)?;
+    let _lock = lock_volume(&paths)?;
+    let passphrase = read_passphrase(&args)?;
+    let unlocked = volume::unlock(&args.volume, passphrase.expose_secret())?;
+    drop(passphrase);
+    info!(
+        "volume {} unlocked with keyslot {}",
+        args.volume.display(),
+        unlocked.slot
+    );
+
+    let vault = Arc::new(
+        Vault::new(
+            &paths.data(),
+            unlocked.keys,
+            VaultOptions {
+                read_only: args.read_only,
+            },
+        )
+        .map_err(|e| {
+            Fatal::new(
+                exitcode::DAMAGED_HEADER,
+                format!("volume data directory: {e}"),
+            )
+        })?,
+    );
+    let as_root = nix::unistd::geteuid().is_root();
+    let mut options = vec![
+        MountOption::FSName(format!("callvault:{}", args.volume.display())),
+        MountOption::Subtype("callvault".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    if args.read_only {
+        options.push(MountOption::RO);
+    }
+    let mut config = Config::default();
+    config.mount_options = options;
+    config.acl = if as_root {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(args.threads as usize);
+    config.clone_fd = true;
+
+    let fs = CallvaultFs {
+        vault: vault.clone(),
+        notifier,
+        mountpoint: mountpoint.display().to_string(),
+    };
+    let mut session = fuser::Session::new(fs, &mountpoint, &config).map_err(|e| {
+        Fatal::new(
+            exitcode::FUSE_UNAVAILABLE,
+            format!("cannot mount at {}: {e}", mountpoint.display()),
+        )
+    })?;
+    let mut unmounter = session.unmount_callable();
+    let shown = mountpoint.display().to_string();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            loop {
+                match signals.wait() {
+                    Ok(Signal::SIGHUP) => info!("SIGHUP: nothing to reload"),
+                    Ok(sig) => {
+                        info!("{sig}: unmounting {shown}");
+                        Notifier::stopping();
+                        if let Err(e) = unmounter.unmount() {
+                            warn!("unmount {shown}: {e}; retry with `fusermount3 -u {shown}`");
+                            continue;
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        warn!("waiting for signals: {e}");
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| {
+            Fatal::new(
+                exitcode::FAILURE,
+                format!("cannot start the signal thread: {e}"),
+            )
+        })?;
+
+    let served = session.run();
+    vault.flush_all();
+    Notifier::stopping();
+    served.map_err(|e| {
+        Fatal::new(
+            exitcode::FAILURE,
+            format!("serving {}: {e}", mountpoint.display()),
+        )
+    })?;
+    info!("unmounted {}; all data flushed", mountpoint.display());
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Every `unsafe` call of the daemon, each wrapped in a safe function.
+#![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+
+fn cstr(s: &[u8]) -> Result<CString, Errno> {
+    CString::new(s).map_err(|_| Errno::EINVAL)
+}
+
+/// `lgetxattr(2)`: the value of `name` on `path`.
+pub fn get_xattr(path: &str, name: &str) -> Result<Vec<u8>, Errno> {
+    let (p, n) = (cstr(path.as_bytes())?, cstr(name.as_bytes())?);
+    loop {
+        // SAFETY: both strings are NUL-terminated and live across the call;
+        // a null buffer with size 0 asks only for the length.
+        let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+        if len < 0 {
+            return Err(Errno::last());
+        }
+        let mut buf = vec![0u8; len as usize];
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+        let got =
+            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if got >= 0 {
+            buf.truncate(got as usize);
+            return Ok(buf);
+        }
+        let e = Errno::last();
+        if e != Errno::ERANGE {
+            return Err(e); // ERANGE: the value grew between the calls; ask again.
+        }
+    }
+}
+
+/// `lsetxattr(2)`.
+pub fn set_xattr(path: &str, name: &str, value: &[u8], flags: i32) -> Result<(), Errno> {
+    let (p, n) = (cstr(path.as_bytes())?, cstr(name.as_bytes())?);
+    // SAFETY: strings are NUL-terminated; `value` is valid for its length.
+    let r = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// `llistxattr(2)`: the attribute names on `path`.
+pub fn list_xattr(path: &str) -> Result<Vec<Vec<u8>>, Errno> {
+    let p = cstr(path.as_bytes())?;
+    loop {
+        // SAFETY: a null buffer with size 0 asks only for the length.
+        let len = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
+        if len < 0 {
+            return Err(Errno::last());
+        }
+        let mut buf = vec![0u8; len as usize];
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+        let got = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if got >= 0 {
+            buf.truncate(got as usize);
+            return Ok(buf
+                .split(|&b| b == 0)
+                .filter(|s| !s.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect());
+        }
+        let e = Errno::last();
+        if e != Errno::ERANGE {
+            return Err(e);
+        }
+    }
+}
+
+/// `lremovexattr(2)`.
+pub fn remove_xattr(path: &str, name: &str) -> Result<(), Errno> {
+    let (p, n) = (cstr(path.as_bytes())?, cstr(name.as_bytes())?);
+    // SAFETY: both strings are NUL-terminated and live across the call.
+    let r = unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// Locks every page this process touches, now and later, into RAM so key
+/// material is never swapped out. MCL_ONFAULT locks pages only once used, so
+/// large reserved-but-untouched buffers do not become resident.
+pub fn lock_memory() -> Result<(), Errno> {
+    // SAFETY: mlockall takes only flags and touches no Rust-visible memory.
+    let r = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// What `fork` returned, seen from the calling side.
+pub enum Forked {
+    Parent { child: nix::unistd::Pid },
+    Child,
+}
+
+/// Forks the process. Called only at start-up, before any thread exists, so
+/// the child is a complete copy with no lock held by a vanished thread.
+pub fn fork_before_threads() -> Result<Forked, Errno> {
+    // SAFETY: the caller guarantees the process is still single-threaded.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent { child }),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// The text of a path for error messages.
+pub fn show(p: &OsStr) -> String {
+    String::from_utf8_lossy(p.as_bytes()).into_owned()
+}

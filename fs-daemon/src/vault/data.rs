@@ -1,0 +1,199 @@
+//! Open handles and the data path: open, read, write, flush, release, fsync,
+//! fallocate.
+//!
+//! Access rights are decided when a handle is opened and kept on it: later
+//! requests on the handle are checked against the handle, not the request's
+//! credentials (the kernel sends page-cache writeback without them).
+
+use std::fs::{File, OpenOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+
+use super::file::OpenFile;
+use super::inode::{Inode, Kind, lock};
+use super::namespace::DirEntry;
+use super::{Vault, io_errno, proc_path};
+
+/// An open regular file.
+pub struct Handle {
+    pub inode: Arc<Inode>,
+    pub file: Arc<OpenFile>,
+    pub readable: bool,
+    pub writable: bool,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+/// An open directory: its entries as read at opendir.
+pub struct DirHandle {
+    pub entries: Vec<DirEntry>,
+}
+
+/// Access mode of open flags: (readable, writable).
+pub fn access_of(flags: i32) -> (bool, bool) {
+    match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => (true, false),
+        libc::O_WRONLY => (false, true),
+        _ => (true, true),
+    }
+}
+
+impl Vault {
+    pub fn open(&self, ino: u64, flags: i32) -> Result<u64, Errno> {
+        let inode = self.inode(ino)?;
+        self.open_with(&inode, flags, None)
+    }
+
+    /// Opens a handle on `inode`; `fresh` is the descriptor of a file just created.
+    pub(super) fn open_with(
+        &self,
+        inode: &Arc<Inode>,
+        flags: i32,
+        fresh: Option<File>,
+    ) -> Result<u64, Errno> {
+        match inode.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(Errno::EISDIR),
+            _ => return Err(Errno::ENXIO),
+        }
+        let (readable, writable) = access_of(flags);
+        if writable || flags & libc::O_TRUNC != 0 {
+            self.writable()?;
+        }
+        let file = self.open_file(inode, fresh)?;
+        if flags & libc::O_TRUNC != 0 && writable {
+            file.truncate(0, &self.keys)?;
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let handle = Handle {
+            inode: inode.clone(),
+            file,
+            readable,
+            writable,
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+        };
+        self.handles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Arc::new(handle));
+        Ok(fh)
+    }
+
+    /// The decrypted state of a file, shared by all its handles.
+    fn open_file(&self, inode: &Inode, fresh: Option<File>) -> Result<Arc<OpenFile>, Errno> {
+        let mut slot = lock(&inode.open);
+        if let Some(f) = slot.upgrade() {
+            return Ok(f);
+        }
+        let fd = match fresh {
+            Some(f) => f,
+            None => OpenOptions::new()
+                .read(true)
+                .write(!self.read_only)
+                .open(proc_path(&inode.fd))
+                .map_err(io_errno)?,
+        };
+        let file = Arc::new(OpenFile::load(fd, inode.ino, &self.keys, !self.read_only)?);
+        *slot = Arc::downgrade(&file);
+        Ok(file)
+    }
+
+    /// A short-lived view of a file's contents for `truncate(2)` by path.
+    pub(super) fn file_for_setattr(
+        &self,
+        inode: &Inode,
+        fh: Option<u64>,
+    ) -> Result<Arc<OpenFile>, Errno> {
+        if let Some(h) = fh.and_then(|fh| self.handle(fh).ok()) {
+            return Ok(h.file.clone());
+        }
+        self.open_file(inode, None)
+    }
+
+    pub fn handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
+        self.handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or(Errno::EBADF)
+    }
+
+    pub fn read(&self, fh: u64, off: u64, len: u32) -> Result<Vec<u8>, Errno> {
+        let h = self.handle(fh)?;
+        if !h.readable {
+            return Err(Errno::EBADF);
+        }
+        let data = h.file.read(off, len)?;
+        h.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+
+    pub fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32, Errno> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(Errno::EBADF);
+        }
+        h.file.write(off, data, &self.keys)?;
+        h.bytes_written
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data.len() as u32)
+    }
+
+    /// `close(2)` of one descriptor: the size reaches the header.
+    pub fn flush(&self, fh: u64) -> Result<(), Errno> {
+        self.handle(fh)?.file.flush(&self.keys)
+    }
+
+    /// The last descriptor of a handle is gone.
+    pub fn release(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
+        let h = self
+            .handles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh)
+            .ok_or(Errno::EBADF)?;
+        h.file.flush(&self.keys)?;
+        Ok(h)
+    }
+
+    pub fn fsync(&self, fh: u64, data_only: bool) -> Result<(), Errno> {
+        self.handle(fh)?.file.sync(&self.keys, data_only)
+    }
+
+    pub fn fallocate(&self, fh: u64, off: u64, len: u64, mode: i32) -> Result<(), Errno> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(Errno::EBADF);
+        }
+        let keep_size = match mode {
+            0 => false,
+            libc::FALLOC_FL_KEEP_SIZE => true,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        h.file.allocate(off, len, keep_size, &self.keys)
+    }
+
+    /// `fsync` on a directory: its entries are durable.
+    pub fn fsyncdir(&self, ino: u64) -> Result<(), Errno> {
+        let dir = self.dir_inode(ino)?;
+        File::open(proc_path(&dir.fd))
+            .and_then(|f| f.sync_all())
+            .map_err(io_errno)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::access_of;
+
+    #[test]
+    fn access_modes() {
+        assert_eq!(access_of(libc::O_RDONLY), (true, false));
+        assert_eq!(access_of(libc::O_WRONLY | libc::O_APPEND), (false, true));
+        assert_eq!(access_of(libc::O_RDWR | libc::O_CREAT), (true, true));
+    }
+}

@@ -1,0 +1,328 @@
+//! Encrypted contents of one open regular file: read, write and truncate at
+//! any offset, on whole XTS sectors in the backing file.
+//!
+//! One `OpenFile` is shared by every handle open on the same inode, so two
+//! processes see the same size and data. Its lock serialises writers of that
+//! file only; other files proceed in parallel.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use callvault::contents::SectorCipher;
+use callvault::fileheader::{FileHeader, SLOT_LEN};
+use callvault::keys::VolumeKeys;
+use callvault::sectors::{
+    self, BackingLen, FILE_HEADER_LEN, SECTOR_SIZE, backing_len_for_size, backing_offset,
+    covers_whole_sector, sectors_for_size, sectors_touched,
+};
+use log::{error, warn};
+use nix::errno::Errno;
+
+/// How long a grown size may stay only in memory before the header records
+/// it, bounding what a crash can lose of a file nobody fsynced.
+const HEADER_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+struct State {
+    /// `None` until the first byte is written: an empty backing file.
+    header: Option<FileHeader>,
+    cipher: Option<SectorCipher>,
+    size: u64,
+    /// The in-memory size is ahead of the header on disk.
+    dirty: bool,
+    persisted_at: Instant,
+}
+
+pub struct OpenFile {
+    pub fd: File,
+    /// A name for log lines: the inode number (never a plaintext path).
+    ino: u64,
+    state: RwLock<State>,
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl OpenFile {
+    /// Decodes the header of an opened backing file. A damaged header or an
+    /// impossible length is EIO for this file only, with a log line.
+    pub fn load(fd: File, ino: u64, keys: &VolumeKeys, writable: bool) -> Result<OpenFile, Errno> {
+        let len = fd.metadata().map_err(io_errno)?.len();
+        let mut st = State {
+            header: None,
+            cipher: None,
+            size: 0,
+            dirty: false,
+            persisted_at: Instant::now(),
+        };
+        if len > 0 {
+            let mut region = vec![0u8; FILE_HEADER_LEN as usize];
+            let n = read_full(&fd, &mut region, 0).map_err(io_errno)?;
+            let header = FileHeader::decode(&region[..n], &keys.file_header_mac).map_err(|e| {
+                error!("inode {ino}: {e}; the file reads as an I/O error, the rest of the volume is unaffected");
+                Errno::EIO
+            })?;
+            match sectors::classify_backing_len(len, header.size) {
+                BackingLen::Exact => {}
+                BackingLen::Excess { trim_to } => {
+                    if writable {
+                        // Bytes written past the recorded size before a crash:
+                        // trim so a later extension reads zeros there.
+                        fd.set_len(trim_to).map_err(io_errno)?;
+                    }
+                }
+                BackingLen::Impossible => {
+                    error!(
+                        "inode {ino}: backing file is {len} bytes, too short for its recorded size {}; \
+                         the file reads as an I/O error",
+                        header.size
+                    );
+                    return Err(Errno::EIO);
+                }
+            }
+            st.cipher = Some(
+                SectorCipher::new(&keys.file_key(&header.file_id)).map_err(|e| {
+                    error!("inode {ino}: {e}");
+                    Errno::EIO
+                })?,
+            );
+            st.size = header.size;
+            st.header = Some(header);
+        }
+        Ok(OpenFile {
+            fd,
+            ino,
+            state: RwLock::new(st),
+        })
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.read_state().size
+    }
+
+    /// Reads up to `len` bytes at `off`; short at end of file.
+    pub fn read(&self, off: u64, len: u32) -> Result<Vec<u8>, Errno> {
+        let st = self.read_state();
+        if off >= st.size || len == 0 {
+            return Ok(Vec::new());
+        }
+        let end = st.size.min(off + len as u64);
+        let Some(cipher) = &st.cipher else {
+            return Ok(vec![0u8; (end - off) as usize]);
+        };
+        let range = sectors_touched(off, end - off);
+        let mut buf = vec![0u8; ((range.end - range.start) * SECTOR_SIZE) as usize];
+        read_full(&self.fd, &mut buf, backing_offset(range.start)).map_err(io_errno)?;
+        cipher.decrypt_run(range.start, &mut buf);
+        let skip = (off - sectors::sector_start(range.start)) as usize;
+        buf.drain(..skip);
+        buf.truncate((end - off) as usize);
+        Ok(buf)
+    }
+
+    /// Gives the file a header (and so a file ID and key) on first write.
+    fn ensure_header(&self, st: &mut State, keys: &VolumeKeys) -> Result<(), Errno> {
+        if st.header.is_some() {
+            return Ok(());
+        }
+        let id: [u8; 16] = callvault::random::array().map_err(|e| {
+            error!("{e}");
+            Errno::EIO
+        })?;
+        let header = FileHeader::new(id);
+        st.cipher = Some(SectorCipher::new(&keys.file_key(&id)).map_err(|_| Errno::EIO)?);
+        // Both slots are written so a torn first update still leaves one valid.
+        let mut region = vec![0u8; FILE_HEADER_LEN as usize];
+        let slot = header.encode(&keys.file_header_mac);
+        for off in callvault::fileheader::SLOT_OFFSETS {
+            region[off..off + SLOT_LEN].copy_from_slice(&slot);
+        }
+        self.fd.write_all_at(&region, 0).map_err(io_errno)?;
+        st.header = Some(header);
+        st.persisted_at = Instant::now();
+        Ok(())
+    }
+
+    /// Writes the in-memory size into the next header slot.
+    fn persist_header(&self, st: &mut State, keys: &VolumeKeys) -> Result<(), Errno> {
+        let Some(h) = st.header.as_mut() else {
+            return Ok(());
+        };
+        let mut next = *h;
+        next.size = st.size;
+        next.generation += 1;
+        self.fd
+            .write_all_at(&next.encode(&keys.file_header_mac), next.slot_offset())
+            .map_err(io_errno)?;
+        *h = next;
+        st.dirty = false;
+        st.persisted_at = Instant::now();
+        Ok(())
+    }
+
+    /// Writes `data` at `off`, growing the file if needed.
+    pub fn write(&self, off: u64, data: &[u8], keys: &VolumeKeys) -> Result<(), Errno> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        let mut st = self.write_state();
+        self.ensure_header(&mut st, keys)?;
+        let range = sectors_touched(off, data.len() as u64);
+        let mut buf = vec![0u8; ((range.end - range.start) * SECTOR_SIZE) as usize];
+        let existing = sectors_for_size(st.size);
+        let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
+        // Only the first and last sectors can be partly covered; read those back.
+        let last = range.end - 1;
+        for s in [range.start, last] {
+            if s < existing && !covers_whole_sector(off, data.len() as u64, s) {
+                let at = ((s - range.start) * SECTOR_SIZE) as usize;
+                let sector = &mut buf[at..at + SECTOR_SIZE as usize];
+                read_full(&self.fd, sector, backing_offset(s)).map_err(io_errno)?;
+                cipher.decrypt_run(s, sector);
+            }
+            if range.start == last {
+                break;
+            }
+        }
+        let at = (off - sectors::sector_start(range.start)) as usize;
+        buf[at..at + data.len()].copy_from_slice(data);
+        cipher.encrypt_run(range.start, &mut buf);
+        self.fd
+            .write_all_at(&buf, backing_offset(range.start))
+            .map_err(io_errno)?;
+        if end > st.size {
+            st.size = end;
+            st.dirty = true;
+            if st.persisted_at.elapsed() >= HEADER_PERSIST_INTERVAL {
+                self.persist_header(&mut st, keys)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the size to `new_size`; bytes past a shrink are gone, a grow reads zeros.
+    pub fn truncate(&self, new_size: u64, keys: &VolumeKeys) -> Result<(), Errno> {
+        let mut st = self.write_state();
+        if new_size == st.size && !st.dirty {
+            return Ok(());
+        }
+        if st.header.is_none() && new_size == 0 {
+            return Ok(());
+        }
+        self.ensure_header(&mut st, keys)?;
+        if new_size < st.size {
+            let tail = new_size % SECTOR_SIZE;
+            if tail != 0 {
+                // Zero the cut-off part of the last sector, keeping the
+                // invariant that bytes past the size are zero.
+                let s = sectors::sector_of(new_size);
+                let mut sector = vec![0u8; SECTOR_SIZE as usize];
+                read_full(&self.fd, &mut sector, backing_offset(s)).map_err(io_errno)?;
+                let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
+                cipher.decrypt_run(s, &mut sector);
+                sector[tail as usize..].fill(0);
+                cipher.encrypt_run(s, &mut sector);
+                self.fd
+                    .write_all_at(&sector, backing_offset(s))
+                    .map_err(io_errno)?;
+            }
+            // Header first: a crash between the two leaves excess sectors, which are harmless.
+            st.size = new_size;
+            self.persist_header(&mut st, keys)?;
+            self.fd
+                .set_len(backing_len_for_size(new_size))
+                .map_err(io_errno)?;
+        } else {
+            // Backing first: the header must never claim sectors that do not exist.
+            let need = backing_len_for_size(new_size);
+            if self.fd.metadata().map_err(io_errno)?.len() < need {
+                self.fd.set_len(need).map_err(io_errno)?;
+            }
+            st.size = new_size;
+            self.persist_header(&mut st, keys)?;
+        }
+        Ok(())
+    }
+
+    /// Reserves backing space for `off .. off+len` (mode 0 grows the size).
+    pub fn allocate(
+        &self,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+        keys: &VolumeKeys,
+    ) -> Result<(), Errno> {
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        if !keep_size && end > self.size() {
+            self.truncate(end, keys)?;
+        }
+        let range = sectors_touched(off, len);
+        if range.is_empty() {
+            return Ok(());
+        }
+        let start = backing_offset(range.start) as i64;
+        let blen = ((range.end - range.start) * SECTOR_SIZE) as i64;
+        let mode = if keep_size {
+            nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE
+        } else {
+            nix::fcntl::FallocateFlags::empty()
+        };
+        // Allocated-but-unwritten backing sectors are zeros, which read as holes.
+        match nix::fcntl::fallocate(&self.fd, mode, start, blen) {
+            Ok(()) | Err(Errno::EOPNOTSUPP) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records the in-memory size in the header if it moved (close, fsync, unmount).
+    pub fn flush(&self, keys: &VolumeKeys) -> Result<(), Errno> {
+        let mut st = self.write_state();
+        if st.dirty {
+            self.persist_header(&mut st, keys).inspect_err(|e| {
+                warn!("inode {}: could not record the file size: {e}", self.ino);
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&self, keys: &VolumeKeys, data_only: bool) -> Result<(), Errno> {
+        self.flush(keys)?;
+        if data_only {
+            self.fd.sync_data()
+        } else {
+            self.fd.sync_all()
+        }
+        .map_err(io_errno)
+    }
+}
+
+/// `pread` until `buf` is full or end of file; the unread rest stays zero
+/// (a sparse or short backing file reads as holes). Returns bytes read.
+fn read_full(fd: &File, buf: &mut [u8], mut off: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match fd.read_at(&mut buf[done..], off) {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                off += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf[done..].fill(0);
+    Ok(done)
+}

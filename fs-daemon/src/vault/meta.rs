@@ -1,0 +1,207 @@
+//! Attributes and metadata: getattr, setattr, readlink, statfs, xattrs.
+
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{FchmodatFlags, Mode, UtimensatFlags, fchmodat, utimensat};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, fchownat};
+
+use callvault::names;
+
+use super::inode::{Kind, lock};
+use super::{Attr, SetAttr, SetTime, Vault, proc_path};
+use crate::sys;
+
+/// Filesystem statistics, as statfs reports them.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+fn timespec(t: Option<SetTime>) -> TimeSpec {
+    match t {
+        None => TimeSpec::UTIME_OMIT,
+        Some(SetTime::Now) => TimeSpec::UTIME_NOW,
+        Some(SetTime::At(t)) => {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            TimeSpec::new(d.as_secs() as i64, d.subsec_nanos() as i64)
+        }
+    }
+}
+
+/// Only the `user.` namespace is stored (encrypted); other namespaces are
+/// refused on write and absent on read, as on a filesystem without them.
+fn user_name(name: &[u8]) -> Option<&[u8]> {
+    name.strip_prefix(b"user.").filter(|rest| !rest.is_empty())
+}
+
+impl Vault {
+    pub fn getattr(&self, ino: u64) -> Result<Attr, Errno> {
+        let inode = self.inode(ino)?;
+        let st = self.stat(&inode)?;
+        Ok(self.attr_of(&inode, &st))
+    }
+
+    pub fn setattr(&self, ino: u64, ch: SetAttr, fh: Option<u64>) -> Result<Attr, Errno> {
+        let inode = self.inode(ino)?;
+        let any = ch.mode.is_some() || ch.uid.is_some() || ch.gid.is_some() || ch.size.is_some();
+        if any || ch.atime.is_some() || ch.mtime.is_some() {
+            self.writable()?;
+        }
+        if let Some(size) = ch.size {
+            if inode.kind != Kind::File {
+                return Err(if inode.kind == Kind::Dir {
+                    Errno::EISDIR
+                } else {
+                    Errno::EINVAL
+                });
+            }
+            self.file_for_setattr(&inode, fh)?
+                .truncate(size, &self.keys)?;
+        }
+        if let Some(mode) = ch.mode {
+            if inode.kind == Kind::Symlink {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            fchmodat(
+                nix::fcntl::AT_FDCWD,
+                proc_path(&inode.fd).as_str(),
+                Mode::from_bits_truncate(mode & 0o7777),
+                FchmodatFlags::FollowSymlink,
+            )?;
+        }
+        if ch.uid.is_some() || ch.gid.is_some() {
+            fchownat(
+                &inode.fd,
+                "",
+                ch.uid.map(Uid::from_raw),
+                ch.gid.map(Gid::from_raw),
+                AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+        if ch.atime.is_some() || ch.mtime.is_some() {
+            // A size still to be written to the header would move mtime later.
+            if let Some(open) = lock(&inode.open).upgrade() {
+                open.flush(&self.keys)?;
+            }
+            let (a, m) = (timespec(ch.atime), timespec(ch.mtime));
+            if inode.kind == Kind::Symlink {
+                let loc = inode.location();
+                let p = self.dir_inode(loc.parent)?;
+                let bn = self.backing_name(&p, &loc.name)?;
+                utimensat(&p.fd, bn.entry(), &a, &m, UtimensatFlags::NoFollowSymlink)?;
+            } else {
+                utimensat(
+                    nix::fcntl::AT_FDCWD,
+                    proc_path(&inode.fd).as_str(),
+                    &a,
+                    &m,
+                    UtimensatFlags::FollowSymlink,
+                )?;
+            }
+        }
+        self.getattr(ino)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, Errno> {
+        let inode = self.inode(ino)?;
+        if inode.kind != Kind::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        let stored = nix::fcntl::readlinkat(&inode.fd, "")?;
+        use std::os::unix::ffi::OsStrExt;
+        names::decrypt_link_target(&self.keys.link_targets, stored.as_bytes()).map_err(|e| {
+            log::error!("inode {ino}: {e}");
+            Errno::EIO
+        })
+    }
+
+    pub fn statfs(&self) -> Result<Stats, Errno> {
+        let root = self.inode(super::inode::ROOT)?;
+        let s = nix::sys::statvfs::fstatvfs(&root.fd)?;
+        Ok(Stats {
+            blocks: s.blocks(),
+            bfree: s.blocks_free(),
+            bavail: s.blocks_available(),
+            files: s.files(),
+            ffree: s.files_free(),
+            bsize: s.block_size() as u32,
+            namelen: names::NAME_MAX as u32,
+            frsize: s.fragment_size() as u32,
+        })
+    }
+
+    fn xattr_path(&self, ino: u64) -> Result<(String, Kind), Errno> {
+        let inode = self.inode(ino)?;
+        Ok((proc_path(&inode.fd), inode.kind))
+    }
+
+    pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<(), Errno> {
+        self.writable()?;
+        let rest = user_name(name).ok_or(Errno::EOPNOTSUPP)?;
+        let (path, kind) = self.xattr_path(ino)?;
+        if kind == Kind::Symlink {
+            return Err(Errno::EPERM);
+        }
+        let bname = names::encrypt_xattr_name(&self.keys.xattrs, rest).map_err(|_| Errno::EIO)?;
+        if bname.len() > 255 {
+            return Err(Errno::ERANGE);
+        }
+        let sealed = names::seal_random(&self.keys.xattrs, bname.as_bytes(), value)
+            .map_err(|_| Errno::EIO)?;
+        sys::set_xattr(&path, &bname, &sealed, flags)
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        let Some(rest) = user_name(name) else {
+            return Err(Errno::ENODATA);
+        };
+        let (path, kind) = self.xattr_path(ino)?;
+        if kind == Kind::Symlink {
+            return Err(Errno::ENODATA);
+        }
+        let bname = names::encrypt_xattr_name(&self.keys.xattrs, rest).map_err(|_| Errno::EIO)?;
+        let sealed = sys::get_xattr(&path, &bname)?;
+        names::open_random(&self.keys.xattrs, bname.as_bytes(), &sealed).map_err(|e| {
+            log::error!("inode {ino}: xattr: {e}");
+            Errno::EIO
+        })
+    }
+
+    /// Names of the `user.` attributes, each NUL-terminated.
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>, Errno> {
+        let (path, kind) = self.xattr_path(ino)?;
+        if kind == Kind::Symlink {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for bname in sys::list_xattr(&path)? {
+            let Ok(s) = std::str::from_utf8(&bname) else {
+                continue;
+            };
+            if let Some(plain) = names::decrypt_xattr_name(&self.keys.xattrs, s) {
+                out.extend_from_slice(b"user.");
+                out.extend_from_slice(&plain);
+                out.push(0);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<(), Errno> {
+        self.writable()?;
+        let Some(rest) = user_name(name) else {
+            return Err(Errno::ENODATA);
+        };
+        let (path, _) = self.xattr_path(ino)?;
+        let bname = names::encrypt_xattr_name(&self.keys.xattrs, rest).map_err(|_| Errno::EIO)?;
+        sys::remove_xattr(&path, &bname)
+    }
+}

@@ -1,0 +1,596 @@
+//! Operations on names: lookup, create, mkdir, unlink, rmdir, rename, link,
+//! symlink, mknod and directory listings.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
+use log::{error, warn};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
+use nix::sys::stat::{Mode, SFlag, fstatat, mkdirat, mknodat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat};
+
+use super::attr::kind_of;
+use super::data::DirHandle;
+use super::inode::{Inode, Kind, Location, lock};
+use super::{Attr, Caller, Vault, io_errno, proc_path};
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub kind: Kind,
+    pub name: Vec<u8>,
+}
+
+fn read_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Vault {
+    /// Looks `name` up in directory `parent`; the kernel now holds one more reference.
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr, Errno> {
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        self.child(&p, bn.entry(), name).map(|(attr, _)| attr)
+    }
+
+    /// Finds (or adds) the inode of backing entry `entry` in `p`, recording
+    /// one kernel reference, and returns its attributes.
+    fn child(&self, p: &Inode, entry: &str, name: &[u8]) -> Result<(Attr, Arc<Inode>), Errno> {
+        let st = fstatat(&p.fd, entry, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let kind = kind_of(st.st_mode).ok_or(Errno::EIO)?;
+        let ino = self.inomap.to_fuse(st.st_ino);
+        let inode = match self.inodes.get(ino) {
+            Some(existing) => {
+                self.inodes.add_lookup(&existing);
+                existing
+            }
+            None => {
+                let fd = openat(
+                    &p.fd,
+                    entry,
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let again = fstatat(
+                    &fd,
+                    "",
+                    AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+                )?;
+                if again.st_ino != st.st_ino {
+                    return Err(Errno::EAGAIN); // replaced between stat and open; the kernel retries
+                }
+                let loc = Location {
+                    parent: p.ino,
+                    name: name.to_vec(),
+                };
+                self.inodes.remember(ino, || Inode::new(ino, kind, fd, loc))
+            }
+        };
+        inode.set_location(p.ino, name);
+        Ok((self.attr_of(&inode, &st), inode))
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.forget(ino, n);
+    }
+
+    /// Writes the side file of a long name (idempotent: its content is a
+    /// function of the directory and the name).
+    fn write_long_name(&self, p: &Inode, bn: &BackingName) -> Result<(), Errno> {
+        let (Some(file), BackingName::Long { full, .. }) = (bn.name_file(), bn) else {
+            return Ok(());
+        };
+        match openat(
+            &p.fd,
+            file.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o400),
+        ) {
+            Ok(fd) => File::from(fd).write_all(full.as_bytes()).map_err(io_errno),
+            Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_long_name(&self, p: &Inode, bn: &BackingName) {
+        if let Some(file) = bn.name_file() {
+            let _ = unlinkat(&p.fd, file.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+
+    /// Gives a new backing object to its creator (only possible as root).
+    fn give_to(
+        &self,
+        fd: impl AsFd,
+        path: &str,
+        caller: &Caller,
+        flags: AtFlags,
+    ) -> Result<(), Errno> {
+        if self.as_root {
+            fchownat(
+                fd,
+                path,
+                Some(Uid::from_raw(caller.uid)),
+                Some(Gid::from_raw(caller.gid)),
+                flags,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Creates and opens a regular file. Returns its attributes and handle.
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        caller: &Caller,
+    ) -> Result<(Attr, u64), Errno> {
+        self.writable()?;
+        let ns = read_lock(&self.namespace);
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        self.write_long_name(&p, &bn)?;
+        let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
+        let fd = match openat(
+            &p.fd,
+            bn.entry(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            perm,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
+                drop(ns);
+                let attr = self.lookup(parent, name)?;
+                let fh = self
+                    .open(attr.ino, flags & !libc::O_CREAT)
+                    .inspect_err(|_| self.forget(attr.ino, 1))?;
+                return Ok((self.getattr(attr.ino)?, fh));
+            }
+            Err(e) => return Err(e),
+        };
+        self.give_to(&fd, "", caller, AtFlags::AT_EMPTY_PATH)?;
+        let (attr, inode) = self.child(&p, bn.entry(), name)?;
+        let fh = self
+            .open_with(&inode, flags, Some(File::from(fd)))
+            .inspect_err(|_| self.forget(attr.ino, 1))?;
+        Ok((attr, fh))
+    }
+
+    /// Creates a directory: built under a temporary name with its `.dirid`
+    /// and renamed into place, so a crash never leaves a directory without an ID.
+    pub fn mkdir(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        caller: &Caller,
+    ) -> Result<Attr, Errno> {
+        self.writable()?;
+        let _ns = read_lock(&self.namespace);
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        if fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        self.write_long_name(&p, &bn)?;
+        let tmp = temp_name()?;
+        mkdirat(
+            &p.fd,
+            tmp.as_str(),
+            Mode::from_bits_truncate(mode & !umask & 0o7777),
+        )?;
+        let built = (|| {
+            let dfd = openat(
+                &p.fd,
+                tmp.as_str(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            let id: [u8; names::DIRID_LEN] = callvault::random::array().map_err(|_| Errno::EIO)?;
+            write_dirid(&dfd, &id)?;
+            self.give_to(&dfd, "", caller, AtFlags::AT_EMPTY_PATH)?;
+            renameat2(
+                &p.fd,
+                tmp.as_str(),
+                &p.fd,
+                bn.entry(),
+                RenameFlags::RENAME_NOREPLACE,
+            )
+        })();
+        if let Err(e) = built {
+            remove_dir_tree_of_housekeeping(&p.fd, &tmp);
+            return Err(e);
+        }
+        self.child(&p, bn.entry(), name).map(|(a, _)| a)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<(), Errno> {
+        self.writable()?;
+        let _ns = read_lock(&self.namespace);
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        let st = fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        if kind_of(st.st_mode) == Some(Kind::Dir) {
+            return Err(Errno::EISDIR);
+        }
+        unlinkat(&p.fd, bn.entry(), UnlinkatFlags::NoRemoveDir)?;
+        self.remove_long_name(&p, &bn);
+        Ok(())
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<(), Errno> {
+        self.writable()?;
+        let _ns = write_lock(&self.namespace);
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        let undo = empty_for_removal(&p.fd, bn.entry())?;
+        if let Err(e) = unlinkat(&p.fd, bn.entry(), UnlinkatFlags::RemoveDir) {
+            undo.restore(&p.fd, bn.entry());
+            return Err(e);
+        }
+        self.remove_long_name(&p, &bn);
+        Ok(())
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        flags: u32,
+    ) -> Result<(), Errno> {
+        self.writable()?;
+        let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
+        let _ns = write_lock(&self.namespace);
+        let (p, np) = (self.dir_inode(parent)?, self.dir_inode(newparent)?);
+        let (bo, bn) = (
+            self.backing_name(&p, name)?,
+            self.backing_name(&np, newname)?,
+        );
+        let src = fstatat(&p.fd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        // Replacing an empty directory: the backing one still holds its .dirid.
+        let mut undo = None;
+        if !exchange
+            && !flags.contains(RenameFlags::RENAME_NOREPLACE)
+            && kind_of(src.st_mode) == Some(Kind::Dir)
+        {
+            if let Ok(dst) = fstatat(&np.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                if kind_of(dst.st_mode) != Some(Kind::Dir) {
+                    return Err(Errno::ENOTDIR);
+                }
+                if dst.st_ino != src.st_ino {
+                    undo = Some(empty_for_removal(&np.fd, bn.entry())?);
+                }
+            }
+        }
+        self.write_long_name(&np, &bn)?;
+        if let Err(e) = renameat2(&p.fd, bo.entry(), &np.fd, bn.entry(), flags) {
+            if let Some(u) = undo {
+                u.restore(&np.fd, bn.entry());
+            }
+            return Err(e);
+        }
+        if !exchange && bo.entry() != bn.entry() {
+            self.remove_long_name(&p, &bo);
+        }
+        if let Some(i) = self.inodes.get(self.inomap.to_fuse(src.st_ino)) {
+            i.set_location(newparent, newname);
+        }
+        if exchange {
+            if let Ok(st) = fstatat(&p.fd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                if let Some(i) = self.inodes.get(self.inomap.to_fuse(st.st_ino)) {
+                    i.set_location(parent, name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr, Errno> {
+        self.writable()?;
+        let _ns = read_lock(&self.namespace);
+        let inode = self.inode(ino)?;
+        if inode.kind == Kind::Dir {
+            return Err(Errno::EPERM);
+        }
+        let np = self.dir_inode(newparent)?;
+        let bn = self.backing_name(&np, newname)?;
+        self.write_long_name(&np, &bn)?;
+        if self.as_root {
+            linkat(&inode.fd, "", &np.fd, bn.entry(), AtFlags::AT_EMPTY_PATH)?;
+        } else {
+            linkat(
+                nix::fcntl::AT_FDCWD,
+                proc_path(&inode.fd).as_str(),
+                &np.fd,
+                bn.entry(),
+                AtFlags::AT_SYMLINK_FOLLOW,
+            )?;
+        }
+        self.child(&np, bn.entry(), newname).map(|(a, _)| a)
+    }
+
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        caller: &Caller,
+    ) -> Result<Attr, Errno> {
+        self.writable()?;
+        let _ns = read_lock(&self.namespace);
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        let stored =
+            names::encrypt_link_target(&self.keys.link_targets, target).map_err(|_| Errno::EIO)?;
+        if stored.len() >= libc::PATH_MAX as usize {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        self.write_long_name(&p, &bn)?;
+        symlinkat(stored.as_str(), &p.fd, bn.entry())?;
+        self.give_to(&p.fd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        self.child(&p, bn.entry(), name).map(|(a, _)| a)
+    }
+
+    /// Named pipes and sockets are kept; device nodes have no place in a
+    /// recording volume and are refused (docs/SEMANTICS.md).
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        caller: &Caller,
+    ) -> Result<Attr, Errno> {
+        let kind = SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits());
+        if kind == SFlag::S_IFREG || kind.is_empty() {
+            let (attr, fh) = self.create(
+                parent,
+                name,
+                mode,
+                umask,
+                libc::O_EXCL | libc::O_WRONLY,
+                caller,
+            )?;
+            self.release(fh)?;
+            return Ok(attr);
+        }
+        if kind != SFlag::S_IFIFO && kind != SFlag::S_IFSOCK {
+            return Err(Errno::EPERM);
+        }
+        self.writable()?;
+        let _ns = read_lock(&self.namespace);
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        self.write_long_name(&p, &bn)?;
+        mknodat(
+            &p.fd,
+            bn.entry(),
+            kind,
+            Mode::from_bits_truncate(mode & !umask & 0o7777),
+            0,
+        )?;
+        self.give_to(&p.fd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        self.child(&p, bn.entry(), name).map(|(a, _)| a)
+    }
+
+    /// Reads a whole directory into a handle (stable offsets for readdir).
+    pub fn opendir(&self, ino: u64) -> Result<u64, Errno> {
+        let dir = self.dir_inode(ino)?;
+        let id = self.dir_id(&dir)?;
+        let parent = dir.location().parent;
+        let mut entries = vec![
+            DirEntry {
+                ino,
+                kind: Kind::Dir,
+                name: b".".to_vec(),
+            },
+            DirEntry {
+                ino: parent,
+                kind: Kind::Dir,
+                name: b"..".to_vec(),
+            },
+        ];
+        let mut d = nix::dir::Dir::openat(
+            &dir.fd,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        for e in d.iter() {
+            let e = e?;
+            let Ok(backing) = e.file_name().to_str() else {
+                continue;
+            };
+            let full = match names::classify(backing) {
+                EntryKind::Internal => continue,
+                EntryKind::Short(s) => s.to_string(),
+                EntryKind::Long(hashed) => match read_long_name(&dir.fd, hashed) {
+                    Some(full) => full,
+                    None => {
+                        warn!(
+                            "directory inode {ino}: long name {hashed} has no valid side file; not listed"
+                        );
+                        continue;
+                    }
+                },
+            };
+            let name = match names::decrypt_name(&self.keys.names, &id, &full) {
+                Ok(n) => n,
+                Err(err) => {
+                    warn!("directory inode {ino}: {err}; not listed");
+                    continue;
+                }
+            };
+            let kind = match e.file_type() {
+                Some(nix::dir::Type::Directory) => Kind::Dir,
+                Some(nix::dir::Type::Symlink) => Kind::Symlink,
+                Some(nix::dir::Type::Fifo) => Kind::Fifo,
+                Some(nix::dir::Type::Socket) => Kind::Socket,
+                Some(nix::dir::Type::File) => Kind::File,
+                _ => match fstatat(&dir.fd, backing, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .ok()
+                    .and_then(|s| kind_of(s.st_mode))
+                {
+                    Some(k) => k,
+                    None => continue,
+                },
+            };
+            entries.push(DirEntry {
+                ino: self.inomap.to_fuse(e.ino()),
+                kind,
+                name,
+            });
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dirs).insert(fh, Arc::new(DirHandle { entries }));
+        Ok(fh)
+    }
+
+    /// Entries of an open directory from `offset` on (offset i+1 follows entry i).
+    pub fn readdir(&self, fh: u64) -> Result<Arc<DirHandle>, Errno> {
+        lock(&self.dirs).get(&fh).cloned().ok_or(Errno::EBADF)
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+}
+
+fn temp_name() -> Result<String, Errno> {
+    let r: [u8; 12] = callvault::random::array().map_err(|_| Errno::EIO)?;
+    Ok(format!(
+        "{}{}",
+        names::TMP_PREFIX,
+        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+fn write_dirid(dir: &OwnedFd, id: &[u8; names::DIRID_LEN]) -> Result<(), Errno> {
+    let fd = openat(
+        dir,
+        DIRID_FILE,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o400),
+    )?;
+    let mut f = File::from(fd);
+    f.write_all(id).and_then(|_| f.sync_all()).map_err(io_errno)
+}
+
+fn read_long_name(dir: &OwnedFd, hashed: &str) -> Option<String> {
+    let file = format!("{hashed}{}", names::LONG_NAME_SUFFIX);
+    let fd = openat(
+        dir,
+        file.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut File::from(fd).take(4096), &mut s).ok()?;
+    names::long_name_matches(hashed, &s).then_some(s)
+}
+
+use std::io::Read as _;
+
+/// What was removed from a directory to let the backing rmdir/rename succeed,
+/// so it can be put back if that fails.
+pub(super) struct Emptied {
+    dir_id: Option<[u8; names::DIRID_LEN]>,
+}
+
+impl Emptied {
+    fn restore(self, parent: &OwnedFd, entry: &str) {
+        let Some(id) = self.dir_id else { return };
+        let restored = openat(
+            parent,
+            entry,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(|d| write_dirid(&d, &id));
+        if let Err(e) = restored {
+            error!("could not restore a directory ID after a failed removal: {e}");
+        }
+    }
+}
+
+/// Checks that backing directory `entry` holds nothing visible (ENOTEMPTY
+/// otherwise) and removes its housekeeping files.
+fn empty_for_removal(parent: &OwnedFd, entry: &str) -> Result<Emptied, Errno> {
+    let dfd = openat(
+        parent,
+        entry,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut internal = Vec::new();
+    {
+        let mut d = nix::dir::Dir::openat(
+            &dfd,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        for e in d.iter() {
+            let e = e?;
+            let n = e.file_name().to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            let Ok(s) = std::str::from_utf8(n) else {
+                return Err(Errno::ENOTEMPTY);
+            };
+            if names::classify(s) != EntryKind::Internal {
+                return Err(Errno::ENOTEMPTY);
+            }
+            internal.push(s.to_string());
+        }
+    }
+    let mut dir_id = None;
+    if let Ok(fd) = openat(
+        &dfd,
+        DIRID_FILE,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        let mut id = [0u8; names::DIRID_LEN];
+        if File::from(fd).read_exact(&mut id).is_ok() {
+            dir_id = Some(id);
+        }
+    }
+    for name in internal {
+        if unlinkat(&dfd, name.as_str(), UnlinkatFlags::NoRemoveDir) == Err(Errno::EISDIR) {
+            remove_dir_tree_of_housekeeping(&dfd, &name);
+        }
+    }
+    Ok(Emptied { dir_id })
+}
+
+/// Removes a half-built directory (a `.tmp-*` holding only its `.dirid`).
+fn remove_dir_tree_of_housekeeping(parent: &OwnedFd, name: &str) {
+    if let Ok(d) = openat(
+        parent,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        let _ = unlinkat(&d, DIRID_FILE, UnlinkatFlags::NoRemoveDir);
+    }
+    let _ = unlinkat(parent, name, UnlinkatFlags::RemoveDir);
+}

@@ -1,0 +1,39 @@
+//! Command-line grammar of `callvault-keytool`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Create callvault volumes and manage their keys.
+#[derive(Debug, Parser)]
+#[command(name = "callvault-keytool", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new encrypted volume in an empty or missing directory.
+    Init(InitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Directory for the new volume (created if missing; must be empty).
+    pub volume: PathBuf,
+    /// Read the passphrase from this file (one trailing newline is ignored).
+    /// Without it, the passphrase is asked twice on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Argon2id memory cost in MiB (default 256; lower only for tests).
+    #[arg(long, value_name = "MIB", default_value_t = callvault::kdf::DEFAULT_MEMORY_MIB)]
+    pub kdf_memory: u32,
+    /// Target time of one unlock in seconds; the time cost is calibrated to it
+    /// on this machine (0 = a single pass, for tests).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub kdf_time: f64,
+    /// Who the first keyslot belongs to (shown by key listings).
+    #[arg(long, default_value = "initial")]
+    pub label: String,
+}

@@ -1,0 +1,55 @@
+//! `callvault-keytool init`: create a volume.
+
+use std::time::Duration;
+
+use callvault::exitcode;
+use callvault::kdf::{self, KdfParams};
+
+use crate::cli::InitArgs;
+use crate::error::Failure;
+use crate::passphrase;
+
+pub fn run(args: &InitArgs) -> Result<(), Failure> {
+    if !args.kdf_time.is_finite() || args.kdf_time < 0.0 || args.kdf_time > 60.0 {
+        return Err(Failure::new(
+            exitcode::USAGE,
+            "--kdf-time must be between 0 and 60 seconds",
+        ));
+    }
+    // Refuse before asking for a passphrase that would be thrown away.
+    match callvault::volume::read_header(&args.volume) {
+        Err(callvault::Error::NotAVolume { .. }) => {}
+        _ => {
+            return Err(callvault::Error::VolumeExists {
+                path: args.volume.clone(),
+            }
+            .into());
+        }
+    }
+    let pass = match &args.passphrase_file {
+        Some(p) => passphrase::from_file(p)?,
+        None => passphrase::prompt_new()?,
+    };
+    if let Some(why) = passphrase::weakness(pass.expose_secret()) {
+        eprintln!(
+            "callvault-keytool: warning: weak passphrase ({why}); PCI DSS 8.3.6 asks for 12+ characters with letters and digits"
+        );
+    }
+    if args.kdf_memory < kdf::DEFAULT_MEMORY_MIB {
+        eprintln!(
+            "callvault-keytool: warning: --kdf-memory {} MiB is below the {} MiB production minimum; use it for tests only",
+            args.kdf_memory,
+            kdf::DEFAULT_MEMORY_MIB
+        );
+    }
+    let params = KdfParams::calibrate(args.kdf_memory, Duration::from_secs_f64(args.kdf_time))?;
+    callvault::volume::create(&args.volume, pass.expose_secret(), params, &args.label)?;
+    println!(
+        "created volume {} (Argon2id {} MiB x {} passes, keyslot 0 \"{}\")",
+        args.volume.display(),
+        params.memory_kib / 1024,
+        params.time_cost,
+        args.label
+    );
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Reading a new passphrase: from a file, or typed twice without echo.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use callvault::exitcode;
+use callvault::secret::{Passphrase, ct_eq};
+
+use crate::error::Failure;
+
+pub fn from_file(p: &Path) -> Result<Passphrase, Failure> {
+    let mut bytes = Vec::new();
+    File::open(p)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| {
+            Failure::new(
+                exitcode::PASSPHRASE_SOURCE,
+                format!("passphrase file {}: {e}", p.display()),
+            )
+        })?;
+    let pass = Passphrase::from_file_contents(bytes);
+    if pass.is_empty() {
+        return Err(Failure::new(
+            exitcode::PASSPHRASE_SOURCE,
+            format!("passphrase file {} is empty", p.display()),
+        ));
+    }
+    Ok(pass)
+}
+
+/// Asks twice on the terminal with no echo; the two must match.
+pub fn prompt_new() -> Result<Passphrase, Failure> {
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(|s| Passphrase::new(s.into_bytes()))
+            .map_err(|e| {
+                Failure::new(
+                    exitcode::PASSPHRASE_SOURCE,
+                    format!("cannot prompt for a passphrase ({e}); give --passphrase-file FILE"),
+                )
+            })
+    };
+    let first = ask("New passphrase: ")?;
+    let second = ask("Repeat passphrase: ")?;
+    if !ct_eq(first.expose_secret(), second.expose_secret()) {
+        return Err(Failure::new(
+            exitcode::PASSPHRASE_SOURCE,
+            "the two passphrases differ; nothing was created",
+        ));
+    }
+    if first.is_empty() {
+        return Err(Failure::new(
+            exitcode::PASSPHRASE_SOURCE,
+            "the passphrase is empty; nothing was created",
+        ));
+    }
+    Ok(first)
+}
+
+/// A warning for passphrases below PCI DSS 8.3.6 (12 characters, letters and digits).
+pub fn weakness(p: &[u8]) -> Option<&'static str> {
+    let letters = p.iter().any(u8::is_ascii_alphabetic);
+    let digits = p.iter().any(u8::is_ascii_digit);
+    if p.len() < 12 {
+        Some("shorter than 12 characters")
+    } else if !(letters && digits) {
+        Some("it lacks either letters or digits")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_passphrases_are_named() {
+        assert!(weakness(b"short1").is_some());
+        assert!(weakness(b"onlyletterslong").is_some());
+        assert!(weakness(b"letters and 42 digits").is_none());
+    }
+
+    #[test]
+    fn passphrase_files_lose_one_newline_and_empty_ones_fail() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("p");
+        std::fs::write(&p, "secret phrase 1\n").unwrap();
+        assert_eq!(from_file(&p).unwrap().expose_secret(), b"secret phrase 1");
+        std::fs::write(&p, "\n").unwrap();
+        assert_eq!(from_file(&p).unwrap_err().code, exitcode::PASSPHRASE_SOURCE);
+        assert_eq!(
+            from_file(&d.path().join("missing")).unwrap_err().code,
+            exitcode::PASSPHRASE_SOURCE
+        );
+    }
+}

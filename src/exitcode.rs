@@ -1,0 +1,43 @@
+//! Exit codes shared by `callvaultd` and `callvault-keytool`. Scripts may rely
+//! on them (docs/CLI.md); a code is never reused for another meaning.
+
+use crate::Error;
+
+pub const OK: u8 = 0;
+/// An unexpected failure (I/O error, bug); the message says what.
+pub const FAILURE: u8 = 1;
+/// Bad command-line usage.
+pub const USAGE: u8 = 2;
+/// No keyslot opened with the passphrase or keyfile given.
+pub const WRONG_PASSPHRASE: u8 = 10;
+/// The directory is not a callvault volume.
+pub const NOT_A_VOLUME: u8 = 11;
+/// The volume's format version or features are newer than this build.
+pub const UNSUPPORTED_FORMAT: u8 = 12;
+/// The volume header is damaged or was changed outside callvault.
+pub const DAMAGED_HEADER: u8 = 13;
+/// The mount point is missing, not a directory, or already mounted.
+pub const BAD_MOUNTPOINT: u8 = 14;
+/// FUSE is unavailable (/dev/fuse missing) or the mount itself failed.
+pub const FUSE_UNAVAILABLE: u8 = 15;
+/// Another daemon already serves this volume.
+pub const VOLUME_IN_USE: u8 = 16;
+/// The passphrase could not be read (file missing, empty, no terminal).
+pub const PASSPHRASE_SOURCE: u8 = 17;
+/// `init` refused: a volume exists there, or the directory is not empty.
+pub const VOLUME_EXISTS: u8 = 18;
+/// The access policy file is invalid.
+pub const BAD_POLICY: u8 = 19;
+
+/// The exit code for a library error.
+pub fn for_error(e: &Error) -> u8 {
+    match e {
+        Error::WrongPassphrase => WRONG_PASSPHRASE,
+        Error::NotAVolume { .. } => NOT_A_VOLUME,
+        Error::FormatTooNew { .. } | Error::UnknownFeatures { .. } => UNSUPPORTED_FORMAT,
+        Error::HeaderDamaged { .. } | Error::HeaderTampered { .. } => DAMAGED_HEADER,
+        Error::VolumeExists { .. } | Error::DirectoryNotEmpty { .. } => VOLUME_EXISTS,
+        Error::EmptyPassphrase => PASSPHRASE_SOURCE,
+        _ => FAILURE,
+    }
+}
