@@ -145,6 +145,9 @@ impl VolumeHeader {
         if u16_at(bytes, 10) != 0 {
             return Err(damaged(path, "reserved bytes 10..12 are not zero"));
         }
+        if bytes[48..SLOTS_AT].iter().any(|&b| b != 0) {
+            return Err(damaged(path, "reserved bytes 48..64 are not zero"));
+        }
         let count = u32_at(bytes, 36) as usize;
         if count != KEYSLOTS {
             return Err(damaged(

@@ -107,7 +107,8 @@ pub fn create(
         .create(paths.audit())
         .map_err(|e| Error::io(paths.audit(), e))?;
     // The header goes last: a volume is only a volume once everything it
-    // names exists, so an interrupted init can simply be run again.
+    // names exists. An interrupted init leaves a directory without a header,
+    // which no daemon will mount; empty it and run init again.
     write_header(&paths, &header.encode(&master))?;
     Ok(paths)
 }

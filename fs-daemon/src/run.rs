@@ -209,6 +209,18 @@ fn daemonize(notifier: &mut Notifier) -> Result<(), Fatal> {
 }
 
 pub fn run(args: Args) -> Result<(), Fatal> {
+    // Everything that can be checked is checked before the passphrase is asked for.
+    if !Path::new("/dev/fuse").exists() {
+        return Err(Fatal::new(
+            exitcode::FUSE_UNAVAILABLE,
+            "/dev/fuse is missing: load the fuse module (modprobe fuse) or give the container the device",
+        ));
+    }
+    let paths = VolumePaths::new(&args.volume);
+    volume::read_header(&args.volume)?;
+    let mountpoint = check_mountpoint(&args.mountpoint)?;
+    // Asked before forking: the background child has no terminal.
+    let passphrase = read_passphrase(&args)?;
     let mut notifier = Notifier::default();
     if args.background {
         daemonize(&mut notifier)?;
@@ -220,18 +232,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     }
     let _ = signals.thread_block();
     harden();
-
-    if !Path::new("/dev/fuse").exists() {
-        return Err(Fatal::new(
-            exitcode::FUSE_UNAVAILABLE,
-            "/dev/fuse is missing: load the fuse module (modprobe fuse) or give the container the device",
-        ));
-    }
-    let paths = VolumePaths::new(&args.volume);
-    volume::read_header(&args.volume)?;
-    let mountpoint = check_mountpoint(&args.mountpoint)?;
     let _lock = lock_volume(&paths)?;
-    let passphrase = read_passphrase(&args)?;
     let unlocked = volume::unlock(&args.volume, passphrase.expose_secret())?;
     drop(passphrase);
     info!(

@@ -2,8 +2,7 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::ffi::{CString, OsStr};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::CString;
 
 use nix::errno::Errno;
 
@@ -11,20 +10,20 @@ fn cstr(s: &[u8]) -> Result<CString, Errno> {
     CString::new(s).map_err(|_| Errno::EINVAL)
 }
 
-/// `lgetxattr(2)`: the value of `name` on `path`.
+/// `getxattr(2)` (follows `/proc/self/fd` links to the object): the value of `name` on `path`.
 pub fn get_xattr(path: &str, name: &str) -> Result<Vec<u8>, Errno> {
     let (p, n) = (cstr(path.as_bytes())?, cstr(name.as_bytes())?);
     loop {
         // SAFETY: both strings are NUL-terminated and live across the call;
         // a null buffer with size 0 asks only for the length.
-        let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+        let len = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
         if len < 0 {
             return Err(Errno::last());
         }
         let mut buf = vec![0u8; len as usize];
         // SAFETY: `buf` is valid for `buf.len()` writable bytes.
         let got =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if got >= 0 {
             buf.truncate(got as usize);
             return Ok(buf);
@@ -36,12 +35,12 @@ pub fn get_xattr(path: &str, name: &str) -> Result<Vec<u8>, Errno> {
     }
 }
 
-/// `lsetxattr(2)`.
+/// `setxattr(2)`.
 pub fn set_xattr(path: &str, name: &str, value: &[u8], flags: i32) -> Result<(), Errno> {
     let (p, n) = (cstr(path.as_bytes())?, cstr(name.as_bytes())?);
     // SAFETY: strings are NUL-terminated; `value` is valid for its length.
     let r = unsafe {
-        libc::lsetxattr(
+        libc::setxattr(
             p.as_ptr(),
             n.as_ptr(),
             value.as_ptr().cast(),
@@ -52,18 +51,18 @@ pub fn set_xattr(path: &str, name: &str, value: &[u8], flags: i32) -> Result<(),
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
-/// `llistxattr(2)`: the attribute names on `path`.
+/// `listxattr(2)`: the attribute names on `path`.
 pub fn list_xattr(path: &str) -> Result<Vec<Vec<u8>>, Errno> {
     let p = cstr(path.as_bytes())?;
     loop {
         // SAFETY: a null buffer with size 0 asks only for the length.
-        let len = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
+        let len = unsafe { libc::listxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
         if len < 0 {
             return Err(Errno::last());
         }
         let mut buf = vec![0u8; len as usize];
         // SAFETY: `buf` is valid for `buf.len()` writable bytes.
-        let got = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let got = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if got >= 0 {
             buf.truncate(got as usize);
             return Ok(buf
@@ -79,11 +78,11 @@ pub fn list_xattr(path: &str) -> Result<Vec<Vec<u8>>, Errno> {
     }
 }
 
-/// `lremovexattr(2)`.
+/// `removexattr(2)`.
 pub fn remove_xattr(path: &str, name: &str) -> Result<(), Errno> {
     let (p, n) = (cstr(path.as_bytes())?, cstr(name.as_bytes())?);
     // SAFETY: both strings are NUL-terminated and live across the call.
-    let r = unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) };
+    let r = unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) };
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
@@ -110,9 +109,4 @@ pub fn fork_before_threads() -> Result<Forked, Errno> {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent { child }),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
     }
-}
-
-/// The text of a path for error messages.
-pub fn show(p: &OsStr) -> String {
-    String::from_utf8_lossy(p.as_bytes()).into_owned()
 }

@@ -10,6 +10,15 @@ use crate::error::Failure;
 use crate::passphrase;
 
 pub fn run(args: &InitArgs) -> Result<(), Failure> {
+    if !(1..=kdf::MAX_MEMORY_KIB / 1024).contains(&args.kdf_memory) {
+        return Err(Failure::new(
+            exitcode::USAGE,
+            format!(
+                "--kdf-memory must be between 1 and {} MiB",
+                kdf::MAX_MEMORY_KIB / 1024
+            ),
+        ));
+    }
     if !args.kdf_time.is_finite() || args.kdf_time < 0.0 || args.kdf_time > 60.0 {
         return Err(Failure::new(
             exitcode::USAGE,

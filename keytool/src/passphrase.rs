@@ -89,10 +89,13 @@ mod tests {
         std::fs::write(&p, "secret phrase 1\n").unwrap();
         assert_eq!(from_file(&p).unwrap().expose_secret(), b"secret phrase 1");
         std::fs::write(&p, "\n").unwrap();
-        assert_eq!(from_file(&p).unwrap_err().code, exitcode::PASSPHRASE_SOURCE);
         assert_eq!(
-            from_file(&d.path().join("missing")).unwrap_err().code,
-            exitcode::PASSPHRASE_SOURCE
+            from_file(&p).err().map(|f| f.code),
+            Some(exitcode::PASSPHRASE_SOURCE)
+        );
+        assert_eq!(
+            from_file(&d.path().join("missing")).err().map(|f| f.code),
+            Some(exitcode::PASSPHRASE_SOURCE)
         );
     }
 }

@@ -18,7 +18,6 @@ use super::{Vault, io_errno, proc_path};
 
 /// An open regular file.
 pub struct Handle {
-    pub inode: Arc<Inode>,
     pub file: Arc<OpenFile>,
     pub readable: bool,
     pub writable: bool,
@@ -68,7 +67,6 @@ impl Vault {
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let handle = Handle {
-            inode: inode.clone(),
             file,
             readable,
             writable,

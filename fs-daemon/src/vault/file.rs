@@ -153,17 +153,21 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Writes the in-memory size into the next header slot.
-    fn persist_header(&self, st: &mut State, keys: &VolumeKeys) -> Result<(), Errno> {
+    /// Writes the in-memory size into the next header slot; with `both`, into
+    /// both slots (on close, fsync and truncate), so damage to either copy
+    /// later loses nothing.
+    fn persist_header(&self, st: &mut State, keys: &VolumeKeys, both: bool) -> Result<(), Errno> {
         let Some(h) = st.header.as_mut() else {
             return Ok(());
         };
         let mut next = *h;
         next.size = st.size;
-        next.generation += 1;
-        self.fd
-            .write_all_at(&next.encode(&keys.file_header_mac), next.slot_offset())
-            .map_err(io_errno)?;
+        for _ in 0..if both { 2 } else { 1 } {
+            next.generation += 1;
+            self.fd
+                .write_all_at(&next.encode(&keys.file_header_mac), next.slot_offset())
+                .map_err(io_errno)?;
+        }
         *h = next;
         st.dirty = false;
         st.persisted_at = Instant::now();
@@ -205,7 +209,7 @@ impl OpenFile {
             st.size = end;
             st.dirty = true;
             if st.persisted_at.elapsed() >= HEADER_PERSIST_INTERVAL {
-                self.persist_header(&mut st, keys)?;
+                self.persist_header(&mut st, keys, false)?;
             }
         }
         Ok(())
@@ -239,7 +243,7 @@ impl OpenFile {
             }
             // Header first: a crash between the two leaves excess sectors, which are harmless.
             st.size = new_size;
-            self.persist_header(&mut st, keys)?;
+            self.persist_header(&mut st, keys, true)?;
             self.fd
                 .set_len(backing_len_for_size(new_size))
                 .map_err(io_errno)?;
@@ -250,7 +254,7 @@ impl OpenFile {
                 self.fd.set_len(need).map_err(io_errno)?;
             }
             st.size = new_size;
-            self.persist_header(&mut st, keys)?;
+            self.persist_header(&mut st, keys, true)?;
         }
         Ok(())
     }
@@ -289,7 +293,7 @@ impl OpenFile {
     pub fn flush(&self, keys: &VolumeKeys) -> Result<(), Errno> {
         let mut st = self.write_state();
         if st.dirty {
-            self.persist_header(&mut st, keys).inspect_err(|e| {
+            self.persist_header(&mut st, keys, true).inspect_err(|e| {
                 warn!("inode {}: could not record the file size: {e}", self.ino);
             })?;
         }

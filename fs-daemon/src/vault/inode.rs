@@ -15,6 +15,9 @@ use callvault::names::DIRID_LEN;
 
 use super::file::OpenFile;
 
+/// What a cached size was read against: backing ctime (s, ns) and length.
+pub type SizeKey = (i64, i64, u64);
+
 /// The FUSE root inode number.
 pub const ROOT: u64 = 1;
 
@@ -49,7 +52,7 @@ pub struct Inode {
     pub open: Mutex<Weak<OpenFile>>,
     /// Logical size of a closed file, keyed by the backing (ctime, length)
     /// it was read at, so `stat` need not re-read the header every time.
-    pub size_cache: Mutex<Option<((i64, i64, u64), u64)>>,
+    pub size_cache: Mutex<Option<(SizeKey, u64)>>,
 }
 
 impl Inode {
@@ -90,7 +93,7 @@ pub struct InoMap {
 }
 
 impl InoMap {
-    pub fn to_fuse(&self, backing: u64) -> u64 {
+    pub fn fuse_ino(self, backing: u64) -> u64 {
         if backing == self.backing_root {
             ROOT
         } else if backing == ROOT {
@@ -155,10 +158,6 @@ impl InodeTable {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// Every inode, for flushing at unmount.
     pub fn all(&self) -> Vec<Arc<Inode>> {
         self.map
@@ -177,12 +176,12 @@ mod tests {
     #[test]
     fn inode_numbers_swap_root_and_one_only() {
         let m = InoMap { backing_root: 500 };
-        assert_eq!(m.to_fuse(500), ROOT);
-        assert_eq!(m.to_fuse(1), 500);
-        assert_eq!(m.to_fuse(77), 77);
+        assert_eq!(m.fuse_ino(500), ROOT);
+        assert_eq!(m.fuse_ino(1), 500);
+        assert_eq!(m.fuse_ino(77), 77);
         for b in [1u64, 2, 500, 501, u64::MAX] {
-            let f = m.to_fuse(b);
-            assert_eq!(m.to_fuse(f), b, "mapping is its own inverse");
+            let f = m.fuse_ino(b);
+            assert_eq!(m.fuse_ino(f), b, "mapping is its own inverse");
         }
     }
 }

@@ -171,10 +171,10 @@ impl Vault {
             return 0;
         }
         let key = (st.st_ctime, st.st_ctime_nsec, st.st_size as u64);
-        if let Some((k, size)) = *lock(&inode.size_cache) {
-            if k == key {
-                return size;
-            }
+        if let Some((k, size)) = *lock(&inode.size_cache)
+            && k == key
+        {
+            return size;
         }
         let size = match self.read_header(inode) {
             Ok(h) => h.size,
@@ -223,24 +223,6 @@ impl Vault {
         )
     }
 
-    /// Plaintext path of an inode inside the volume, from where it was last
-    /// seen ("/" for the root). For log lines, policy and audit.
-    pub fn path_of(&self, ino: u64) -> String {
-        let mut parts = Vec::new();
-        let mut cur = ino;
-        for _ in 0..4096 {
-            if cur == ROOT {
-                break;
-            }
-            let Some(i) = self.inodes.get(cur) else { break };
-            let loc = i.location();
-            parts.push(String::from_utf8_lossy(&loc.name).into_owned());
-            cur = loc.parent;
-        }
-        parts.reverse();
-        format!("/{}", parts.join("/"))
-    }
-
     /// Flushes every open file's size to its header (unmount).
     pub fn flush_all(&self) {
         for inode in self.inodes.all() {
@@ -256,10 +238,5 @@ impl Vault {
         {
             let _ = h.file.sync(&self.keys, false);
         }
-    }
-
-    /// Number of inodes the kernel holds references to.
-    pub fn known_inodes(&self) -> usize {
-        self.inodes.len()
     }
 }

@@ -47,7 +47,7 @@ impl Vault {
     fn child(&self, p: &Inode, entry: &str, name: &[u8]) -> Result<(Attr, Arc<Inode>), Errno> {
         let st = fstatat(&p.fd, entry, AtFlags::AT_SYMLINK_NOFOLLOW)?;
         let kind = kind_of(st.st_mode).ok_or(Errno::EIO)?;
-        let ino = self.inomap.to_fuse(st.st_ino);
+        let ino = self.inomap.fuse_ino(st.st_ino);
         let inode = match self.inodes.get(ino) {
             Some(existing) => {
                 self.inodes.add_lookup(&existing);
@@ -268,14 +268,13 @@ impl Vault {
         if !exchange
             && !flags.contains(RenameFlags::RENAME_NOREPLACE)
             && kind_of(src.st_mode) == Some(Kind::Dir)
+            && let Ok(dst) = fstatat(&np.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
         {
-            if let Ok(dst) = fstatat(&np.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                if kind_of(dst.st_mode) != Some(Kind::Dir) {
-                    return Err(Errno::ENOTDIR);
-                }
-                if dst.st_ino != src.st_ino {
-                    undo = Some(empty_for_removal(&np.fd, bn.entry())?);
-                }
+            if kind_of(dst.st_mode) != Some(Kind::Dir) {
+                return Err(Errno::ENOTDIR);
+            }
+            if dst.st_ino != src.st_ino {
+                undo = Some(empty_for_removal(&np.fd, bn.entry())?);
             }
         }
         self.write_long_name(&np, &bn)?;
@@ -288,15 +287,14 @@ impl Vault {
         if !exchange && bo.entry() != bn.entry() {
             self.remove_long_name(&p, &bo);
         }
-        if let Some(i) = self.inodes.get(self.inomap.to_fuse(src.st_ino)) {
+        if let Some(i) = self.inodes.get(self.inomap.fuse_ino(src.st_ino)) {
             i.set_location(newparent, newname);
         }
-        if exchange {
-            if let Ok(st) = fstatat(&p.fd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                if let Some(i) = self.inodes.get(self.inomap.to_fuse(st.st_ino)) {
-                    i.set_location(parent, name);
-                }
-            }
+        if exchange
+            && let Ok(st) = fstatat(&p.fd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            && let Some(i) = self.inodes.get(self.inomap.fuse_ino(st.st_ino))
+        {
+            i.set_location(parent, name);
         }
         Ok(())
     }
@@ -452,7 +450,7 @@ impl Vault {
                 },
             };
             entries.push(DirEntry {
-                ino: self.inomap.to_fuse(e.ino()),
+                ino: self.inomap.fuse_ino(e.ino()),
                 kind,
                 name,
             });

@@ -1,0 +1,229 @@
+//! Test volumes and mounts. A [`Mount`] unmounts on drop (lazily, if a test
+//! failed half-way) so one failing test does not leave mounts behind.
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const PASSPHRASE: &str = "correct horse battery 42";
+
+fn binary(env: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let p = target.join("debug").join(name);
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace --bins` first (or set ${env})",
+        p.display()
+    );
+    p
+}
+
+pub fn daemon_bin() -> PathBuf {
+    binary("CALLVAULTD", "callvaultd")
+}
+
+pub fn keytool_bin() -> PathBuf {
+    binary("CALLVAULT_KEYTOOL", "callvault-keytool")
+}
+
+pub fn keytool(args: &[&str]) -> Output {
+    Command::new(keytool_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run callvault-keytool")
+}
+
+/// A fresh volume in its own temporary directory, with a cheap KDF.
+pub struct Volume {
+    pub dir: TempDir,
+    pub path: PathBuf,
+    pub pass: PathBuf,
+}
+
+impl Volume {
+    pub fn new() -> Volume {
+        let dir = tempfile::Builder::new()
+            .prefix("cv-test-")
+            .tempdir()
+            .expect("tempdir");
+        let path = dir.path().join("vol");
+        let pass = dir.path().join("pass");
+        fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+        let out = keytool(&[
+            "init",
+            path.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "--kdf-memory",
+            "8",
+            "--kdf-time",
+            "0",
+        ]);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Volume { dir, path, pass }
+    }
+
+    pub fn mountpoint(&self) -> PathBuf {
+        let m = self.dir.path().join("mnt");
+        let _ = fs::create_dir(&m);
+        m
+    }
+
+    pub fn mount(&self) -> Mount {
+        self.mount_with(&[])
+            .unwrap_or_else(|(code, err)| panic!("mount failed ({code:?}): {err}"))
+    }
+
+    /// Starts `callvaultd` and waits for its readiness notification. On a
+    /// start-up failure returns the exit code and stderr.
+    pub fn mount_with(&self, extra: &[&str]) -> Result<Mount, (Option<i32>, String)> {
+        let mnt = self.mountpoint();
+        let sock_path = self
+            .dir
+            .path()
+            .join(format!("notify-{}.sock", std::process::id()));
+        let _ = fs::remove_file(&sock_path);
+        let sock = UnixDatagram::bind(&sock_path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let log = self.dir.path().join("daemon.log");
+        let mut child = Command::new(daemon_bin())
+            .arg(&self.path)
+            .arg(&mnt)
+            .arg("--passphrase-file")
+            .arg(&self.pass)
+            .args(extra)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn callvaultd");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut buf = [0u8; 512];
+        loop {
+            if let Ok(n) = sock.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+                    break;
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err((status.code(), fs::read_to_string(&log).unwrap_or_default()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "callvaultd did not become ready in 60 s"
+            );
+        }
+        Ok(Mount {
+            path: mnt,
+            child: Some(child),
+            log,
+        })
+    }
+}
+
+/// A live mount served by a `callvaultd` child process.
+pub struct Mount {
+    pub path: PathBuf,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Mount {
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Unmounts with `fusermount3 -u` and returns the daemon's exit status.
+    pub fn unmount(mut self) -> ExitStatus {
+        let out = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.path)
+            .output()
+            .expect("fusermount3");
+        assert!(
+            out.status.success(),
+            "fusermount3 -u: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.child.take().unwrap().wait().unwrap()
+    }
+
+    /// Stops the daemon with a signal and returns its exit status.
+    pub fn stop_with(mut self, sig: nix::sys::signal::Signal) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        child.wait().unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).output();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every byte of every file under `dir`, with its path.
+pub fn backing_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push((e.path(), fs::read(e.path()).unwrap()));
+            } else if ft.is_symlink() {
+                let t = fs::read_link(e.path()).unwrap();
+                out.push((e.path(), t.into_os_string().into_encoded_bytes()));
+            }
+        }
+    }
+    out
+}
+
+/// A deterministic pseudo-random byte pattern (xorshift), distinct per seed.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,25 @@
+//! Integration tests: real volumes, created with `callvault-keytool`, served
+//! by `callvaultd` on real FUSE mounts. They run as root (as CI does), since
+//! mounting with allow_other and acting as other users needs it.
+//!
+//! Build the binaries first (`cargo build --workspace --bins`); the harness
+//! finds them in the target directory, or through $CALLVAULTD and
+//! $CALLVAULT_KEYTOOL.
+
+/// Creating volumes, mounting, waiting for readiness, unmounting.
+mod harness;
+
+/// Many processes and threads on distinct and shared files.
+mod concurrency;
+/// Start-up errors, damaged files and volumes: clear messages, right codes.
+mod errors;
+/// Random writes and truncates checked against an in-memory model.
+mod model;
+/// What lands in the backing directory: no plaintext data, no plaintext names.
+mod plaintext;
+/// POSIX behaviour recorders and tools rely on (docs/SEMANTICS.md).
+mod posix;
+/// Unmount and remount keep data, names and metadata.
+mod remount;
+/// File sizes around sector boundaries and a sparse 10 GiB file.
+mod sizes;
