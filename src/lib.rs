@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod policy;
 pub mod random;
 pub mod secret;
 
