@@ -67,6 +67,13 @@ pub use ids::{IdResolver, SystemIds};
 
 use glob::{PathGlob, VolPath};
 
+/// The path as the policy sees it (repeated and trailing slashes removed), or
+/// `None` when it is empty, relative or holds a `.` or `..` component, which
+/// every policy denies.
+pub fn normalize_path(path: &str) -> Option<String> {
+    VolPath::parse(path).map(|p| p.as_str().to_owned())
+}
+
 /// What a subject may do to a path. Which filesystem operations need which
 /// right is listed in `docs/POLICY.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -558,3 +558,14 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn normalize_path_is_what_allows_matches() {
+    assert_eq!(
+        normalize_path("//team-a//c1.wav/").as_deref(),
+        Some("/team-a/c1.wav")
+    );
+    assert_eq!(normalize_path("/").as_deref(), Some("/"));
+    assert_eq!(normalize_path("/a/../b"), None);
+    assert_eq!(normalize_path("a"), None);
+}
