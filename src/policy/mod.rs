@@ -332,10 +332,9 @@ pub struct GrantRef {
 }
 
 /// The text [`Policy::allow_all`] hashes, so the audit log can tell an
-/// allow-all daemon from one running a policy file (an empty policy file,
-/// which denies everything, hashes to SHA-256 of nothing).
-pub const ALLOW_ALL_TEXT: &str =
-    "# callvaultd --allow-all: every right on every path for every user\n";
+/// allow-all daemon from one running a policy file. It is not valid TOML, so
+/// no loaded policy file can have the same hash.
+pub const ALLOW_ALL_TEXT: &str = "callvaultd --allow-all: every right on every path for everyone\n";
 
 /// A checked, compiled policy. Immutable once built; share it with `Arc` and
 /// replace the whole `Arc` to reload.

@@ -373,10 +373,12 @@ mod tests {
     fn unknown_keys_are_refused_with_their_line() {
         let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n\n\
                     [[grant]]\nuser = [\"recorder\"]\n";
-        let e = error(text);
-        assert!(
-            e.starts_with(&format!("{FILE}:7: unknown field `user`")),
-            "{e}"
+        assert_eq!(
+            error(text),
+            format!(
+                "{FILE}:7: unknown field `user`, expected one of `users`, `groups`, `paths`, \
+                 `rights`"
+            )
         );
         let text = "[[grants]]\nusers = [\"recorder\"]\n";
         let e = error(text);

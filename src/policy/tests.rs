@@ -456,6 +456,8 @@ fn allow_all_allows_everything_to_everyone() {
         <[u8; 32]>::from(Sha256::digest(ALLOW_ALL_TEXT))
     );
     assert_ne!(p.text_sha256(), policy("").text_sha256());
+    // No policy file can pose as --allow-all in the audit log.
+    assert!(Policy::from_toml(ALLOW_ALL_TEXT, Path::new("p.toml"), &Table).is_err());
 }
 
 #[test]
