@@ -31,7 +31,7 @@ if [ ! -f "$volume/callvault.header" ]; then
     "$bin/callvault-keytool" init "$volume" --passphrase-file "$pass" --label demo-operator
 fi
 if ! mountpoint -q "$mnt"; then
-    "$bin/callvaultd" "$volume" "$mnt" --passphrase-file "$pass" --background 2>>"$demo/callvaultd.log"
+    "$bin/callvaultd" "$volume" "$mnt" --passphrase-file "$pass" --allow-all --background 2>>"$demo/callvaultd.log"
 fi
 
 # A 10-second 8 kHz call recording (a two-tone "ringback" pattern).
@@ -57,4 +57,4 @@ find "$volume/data" -maxdepth 2 | head -n 8
 echo "  daemon log: $demo/callvaultd.log"
 echo
 echo "Stop it with:   fusermount3 -u $mnt"
-echo "Mount it again: $bin/callvaultd $volume $mnt --passphrase-file $pass --background"
+echo "Mount it again: $bin/callvaultd $volume $mnt --passphrase-file $pass --allow-all --background"

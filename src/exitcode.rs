@@ -28,6 +28,8 @@ pub const PASSPHRASE_SOURCE: u8 = 17;
 pub const VOLUME_EXISTS: u8 = 18;
 /// The access policy file is invalid.
 pub const BAD_POLICY: u8 = 19;
+/// `policy explain`: the policy denies the access asked about.
+pub const ACCESS_DENIED: u8 = 20;
 
 /// The exit code for a library error.
 pub fn for_error(e: &Error) -> u8 {

@@ -18,6 +18,7 @@ pub mod header;
 pub mod kdf;
 pub mod keys;
 pub mod names;
+pub mod policy;
 pub mod random;
 pub mod secret;
 pub mod sectors;

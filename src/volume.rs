@@ -97,8 +97,10 @@ pub fn create(
     let mut header = VolumeHeader::new(now())?;
     header.add_passphrase_slot(&master, secret, kdf, label, now())?;
     let data = paths.data();
+    // data/ is the mount's root directory, so its mode is what users of the
+    // mount see; the volume directory itself (0700) keeps them off the ciphertext.
     fs::DirBuilder::new()
-        .mode(0o700)
+        .mode(0o755)
         .create(&data)
         .map_err(|e| Error::io(&data, e))?;
     write_dirid(&data, &crate::random::array()?)?;

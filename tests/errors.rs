@@ -7,6 +7,7 @@ use crate::harness::{PASSPHRASE, Volume, daemon_bin, keytool};
 fn daemon(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(daemon_bin())
         .args(args)
+        .arg("--allow-all")
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -130,7 +131,7 @@ fn missing_dev_fuse_is_named() {
     let vol = Volume::new();
     // A private mount namespace whose /dev lacks fuse.
     let script = format!(
-        "mount -t tmpfs none /dev && exec {} {} {} --passphrase-file {}",
+        "mount -t tmpfs none /dev && exec {} {} {} --passphrase-file {} --allow-all",
         daemon_bin().display(),
         vol.path.display(),
         vol.mountpoint().display(),

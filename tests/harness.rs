@@ -2,6 +2,7 @@
 //! failed half-way) so one failing test does not leave mounts behind.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -56,9 +57,12 @@ impl Volume {
             .prefix("cv-test-")
             .tempdir()
             .expect("tempdir");
+        // Other users' processes must reach the mount point inside it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let path = dir.path().join("vol");
         let pass = dir.path().join("pass");
         fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+        fs::set_permissions(&pass, fs::Permissions::from_mode(0o600)).unwrap();
         let out = keytool(&[
             "init",
             path.to_str().unwrap(),
@@ -88,9 +92,17 @@ impl Volume {
             .unwrap_or_else(|(code, err)| panic!("mount failed ({code:?}): {err}"))
     }
 
-    /// Starts `callvaultd` and waits for its readiness notification. On a
-    /// start-up failure returns the exit code and stderr.
+    /// Starts `callvaultd` and waits for its readiness notification. Without
+    /// `--policy` in `extra` the mount runs with `--allow-all`. On a start-up
+    /// failure returns the exit code and stderr.
     pub fn mount_with(&self, extra: &[&str]) -> Result<Mount, (Option<i32>, String)> {
+        let mut extra = extra.to_vec();
+        if std::env::var_os("CALLVAULT_TEST_VERBOSE").is_some() {
+            extra.push("-v");
+        }
+        if !extra.contains(&"--policy") {
+            extra.push("--allow-all");
+        }
         let mnt = self.mountpoint();
         let sock_path = self
             .dir
@@ -106,34 +118,43 @@ impl Volume {
             .arg(&mnt)
             .arg("--passphrase-file")
             .arg(&self.pass)
-            .args(extra)
+            .args(&extra)
             .env("NOTIFY_SOCKET", &sock_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn callvaultd");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut buf = [0u8; 512];
-        loop {
-            if let Ok(n) = sock.recv(&mut buf) {
-                if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
-                    break;
-                }
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                return Err((status.code(), fs::read_to_string(&log).unwrap_or_default()));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "callvaultd did not become ready in 60 s"
-            );
+        if let Err(status) = wait_ready(&sock, &mut child) {
+            return Err((status, fs::read_to_string(&log).unwrap_or_default()));
         }
         Ok(Mount {
             path: mnt,
             child: Some(child),
             log,
+            sock,
         })
+    }
+}
+
+/// Blocks until the daemon sends READY=1 on the notify socket; Err(exit code)
+/// if it exits first.
+fn wait_ready(sock: &UnixDatagram, child: &mut Child) -> Result<(), Option<i32>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 512];
+    loop {
+        if let Ok(n) = sock.recv(&mut buf)
+            && String::from_utf8_lossy(&buf[..n]).contains("READY=1")
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(status.code());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "callvaultd did not become ready in 60 s"
+        );
     }
 }
 
@@ -142,6 +163,7 @@ pub struct Mount {
     pub path: PathBuf,
     child: Option<Child>,
     pub log: PathBuf,
+    sock: UnixDatagram,
 }
 
 impl Mount {
@@ -173,6 +195,17 @@ impl Mount {
         let mut child = self.child.take().unwrap();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         child.wait().unwrap()
+    }
+
+    /// Sends SIGHUP and waits until the daemon reports the reload finished.
+    pub fn reload(&mut self) {
+        let child = self.child.as_mut().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        wait_ready(&self.sock, child).expect("daemon died during reload");
     }
 
     pub fn log_text(&self) -> String {

@@ -21,5 +21,9 @@ mod plaintext;
 mod posix;
 /// Unmount and remount keep data, names and metadata.
 mod remount;
+/// Per-user rights: real users and groups, real processes, a real mount.
+mod rights;
 /// File sizes around sector boundaries and a sparse 10 GiB file.
 mod sizes;
+/// Creating and removing the unix users and groups the rights tests need.
+mod users;

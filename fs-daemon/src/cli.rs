@@ -21,6 +21,13 @@ pub struct Args {
     /// else a prompt on the terminal.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Access policy (TOML): who may list, read, create, write, delete, ...
+    /// what. Anything not granted is denied, root included. SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE", required_unless_present = "allow_all")]
+    pub policy: Option<PathBuf>,
+    /// Run without access control: every user may do everything. Logged.
+    #[arg(long, conflicts_with = "policy")]
+    pub allow_all: bool,
     /// Mount read-only.
     #[arg(long)]
     pub read_only: bool,

@@ -96,8 +96,8 @@ impl Filesystem for CallvaultFs {
         self.vault.flush_all();
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.vault.lookup(parent.0, name.as_bytes()) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.vault.lookup(parent.0, name.as_bytes(), &caller(req)) {
             Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
             Err(e) => reply.error(fail("lookup", e)),
         }
@@ -107,8 +107,8 @@ impl Filesystem for CallvaultFs {
         self.vault.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.vault.getattr(ino.0) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.vault.getattr(ino.0, fh.map(|f| f.0), &caller(req)) {
             Ok(a) => reply.attr(&TTL, &fuse_attr(&a)),
             Err(e) => reply.error(fail("getattr", e)),
         }
@@ -116,7 +116,7 @@ impl Filesystem for CallvaultFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -140,14 +140,14 @@ impl Filesystem for CallvaultFs {
             atime: set_time(atime),
             mtime: set_time(mtime),
         };
-        match self.vault.setattr(ino.0, ch, fh.map(|f| f.0)) {
+        match self.vault.setattr(ino.0, ch, fh.map(|f| f.0), &caller(req)) {
             Ok(a) => reply.attr(&TTL, &fuse_attr(&a)),
             Err(e) => reply.error(fail("setattr", e)),
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.vault.readlink(ino.0) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.vault.readlink(ino.0, &caller(req)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(fail("readlink", e)),
         }
@@ -190,15 +190,15 @@ impl Filesystem for CallvaultFs {
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.vault.unlink(parent.0, name.as_bytes()) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.vault.unlink(parent.0, name.as_bytes(), &caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("unlink", e)),
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.vault.rmdir(parent.0, name.as_bytes()) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.vault.rmdir(parent.0, name.as_bytes(), &caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("rmdir", e)),
         }
@@ -225,7 +225,7 @@ impl Filesystem for CallvaultFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -239,6 +239,7 @@ impl Filesystem for CallvaultFs {
             newparent.0,
             newname.as_bytes(),
             flags.bits(),
+            &caller(req),
         ) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("rename", e)),
@@ -247,20 +248,23 @@ impl Filesystem for CallvaultFs {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        match self.vault.link(ino.0, newparent.0, newname.as_bytes()) {
+        match self
+            .vault
+            .link(ino.0, newparent.0, newname.as_bytes(), &caller(req))
+        {
             Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
             Err(e) => reply.error(fail("link", e)),
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.vault.open(ino.0, flags.0) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.vault.open(ino.0, flags.0, &caller(req)) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(fail("open", e)),
         }
@@ -345,8 +349,8 @@ impl Filesystem for CallvaultFs {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.vault.opendir(ino.0) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.vault.opendir(ino.0, &caller(req)) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(fail("opendir", e)),
         }
@@ -414,7 +418,7 @@ impl Filesystem for CallvaultFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -422,28 +426,31 @@ impl Filesystem for CallvaultFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match self.vault.setxattr(ino.0, name.as_bytes(), value, flags) {
+        match self
+            .vault
+            .setxattr(ino.0, name.as_bytes(), value, flags, &caller(req))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("setxattr", e)),
         }
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.vault.getxattr(ino.0, name.as_bytes()) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.vault.getxattr(ino.0, name.as_bytes(), &caller(req)) {
             Ok(v) => reply_sized(reply, &v, size),
             Err(e) => reply.error(fail("getxattr", e)),
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.vault.listxattr(ino.0) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.vault.listxattr(ino.0, &caller(req)) {
             Ok(v) => reply_sized(reply, &v, size),
             Err(e) => reply.error(fail("listxattr", e)),
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.vault.removexattr(ino.0, name.as_bytes()) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.vault.removexattr(ino.0, name.as_bytes(), &caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("removexattr", e)),
         }

@@ -12,7 +12,7 @@ pub struct Notifier {
     pub parent_pipe: Option<File>,
 }
 
-fn sd_notify(msg: &str) {
+pub fn sd_notify(msg: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
@@ -42,5 +42,16 @@ impl Notifier {
 
     pub fn stopping() {
         sd_notify("STOPPING=1");
+    }
+
+    /// Brackets a configuration reload (systemd's Type=notify-reload protocol):
+    /// RELOADING=1 now, READY=1 once `reload` has run.
+    pub fn reloading(reload: impl FnOnce() -> String) {
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+            .unwrap_or(0);
+        sd_notify(&format!("RELOADING=1\nMONOTONIC_USEC={now}"));
+        let status = reload();
+        sd_notify(&format!("READY=1\nSTATUS={status}"));
     }
 }

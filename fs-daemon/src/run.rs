@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callvault::exitcode;
+use callvault::policy::Policy;
 use callvault::secret::Passphrase;
 use callvault::volume::{self, VolumePaths};
 use fuser::{Config, MountOption, SessionACL};
@@ -155,6 +156,57 @@ fn lock_volume(paths: &VolumePaths) -> Result<nix::fcntl::Flock<File>, Fatal> {
     Ok(lock)
 }
 
+fn describe(p: &Policy) -> String {
+    let hash: String = p.text_sha256().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{} grants, sha256 {hash}", p.grant_count())
+}
+
+/// The access policy named on the command line, refusing to start without
+/// one, and the line to log once the volume is unlocked.
+fn load_policy(args: &Args) -> Result<(Policy, String), Fatal> {
+    match &args.policy {
+        Some(path) => {
+            let p = Policy::load(path)
+                .map_err(|e| Fatal::new(exitcode::BAD_POLICY, format!("invalid policy: {e}")))?;
+            let line = format!("access policy {} loaded ({})", path.display(), describe(&p));
+            Ok((p, line))
+        }
+        None if args.allow_all => Ok((
+            Policy::allow_all(),
+            "access policy: --allow-all given: every user may do everything on this mount".into(),
+        )),
+        None => Err(Fatal::new(
+            exitcode::BAD_POLICY,
+            "no access policy: give --policy FILE (deny by default), or --allow-all to grant everything",
+        )),
+    }
+}
+
+/// SIGHUP: re-reads the policy file; a bad file leaves the old policy in
+/// force. Returns a status line for the service manager.
+fn reload_policy(vault: &Vault, path: Option<&Path>) -> String {
+    let Some(path) = path else {
+        info!("SIGHUP: running with --allow-all; there is no policy file to re-read");
+        return "no policy file (--allow-all)".into();
+    };
+    match Policy::load(path) {
+        Ok(p) => {
+            let line = format!(
+                "access policy {} reloaded ({})",
+                path.display(),
+                describe(&p)
+            );
+            info!("{line}");
+            vault.replace_policy(p);
+            line
+        }
+        Err(e) => {
+            warn!("policy reload refused, the previous policy stays in force: {e}");
+            format!("policy reload refused: {e}")
+        }
+    }
+}
+
 /// Protects key material: no core dumps, no ptrace by non-root, no swap.
 fn harden() {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
@@ -219,6 +271,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     let paths = VolumePaths::new(&args.volume);
     volume::read_header(&args.volume)?;
     let mountpoint = check_mountpoint(&args.mountpoint)?;
+    let (policy, policy_line) = load_policy(&args)?;
     // Asked before forking: the background child has no terminal.
     let passphrase = read_passphrase(&args)?;
     let mut notifier = Notifier::default();
@@ -235,6 +288,11 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     let _lock = lock_volume(&paths)?;
     let unlocked = volume::unlock(&args.volume, passphrase.expose_secret())?;
     drop(passphrase);
+    if policy.is_allow_all() {
+        warn!("{policy_line}");
+    } else {
+        info!("{policy_line}");
+    }
     info!(
         "volume {} unlocked with keyslot {}",
         args.volume.display(),
@@ -245,6 +303,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         Vault::new(
             &paths.data(),
             unlocked.keys,
+            policy,
             VaultOptions {
                 read_only: args.read_only,
             },
@@ -290,12 +349,15 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     })?;
     let mut unmounter = session.unmount_callable();
     let shown = mountpoint.display().to_string();
+    let (reload_vault, policy_path) = (vault.clone(), args.policy.clone());
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             loop {
                 match signals.wait() {
-                    Ok(Signal::SIGHUP) => info!("SIGHUP: nothing to reload"),
+                    Ok(Signal::SIGHUP) => {
+                        Notifier::reloading(|| reload_policy(&reload_vault, policy_path.as_deref()))
+                    }
                     Ok(sig) => {
                         info!("{sig}: unmounting {shown}");
                         Notifier::stopping();

@@ -16,6 +16,33 @@ pub struct Cli {
 pub enum Command {
     /// Create a new encrypted volume in an empty or missing directory.
     Init(InitArgs),
+    /// Check access policies and explain their decisions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file: prints "FILE: ok, N grants", or FILE:LINE: problem.
+    Check {
+        /// The policy file (TOML).
+        file: PathBuf,
+    },
+    /// Say which grant allows RIGHT on PATH to a user, or that nothing does.
+    Explain {
+        /// The policy file (TOML).
+        file: PathBuf,
+        /// User name or numeric uid.
+        #[arg(long)]
+        user: String,
+        /// Group name or gid to decide with (repeatable); default: the user's groups.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Path inside the volume, e.g. /team-a/c1.wav.
+        path: String,
+        /// One of list, read, create, write, delete, rename, setattr, blackout.
+        right: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -14,10 +14,16 @@ use nix::errno::Errno;
 use super::file::OpenFile;
 use super::inode::{Inode, Kind, lock};
 use super::namespace::DirEntry;
-use super::{Vault, io_errno, proc_path};
+use callvault::policy::Right;
+
+use super::{Caller, Vault, io_errno, proc_path};
 
 /// An open regular file.
 pub struct Handle {
+    /// The inode and the uid that opened it: that user may still `fstat`
+    /// it after a policy reload takes away its `list` right.
+    pub ino: u64,
+    pub owner_uid: u32,
     pub file: Arc<OpenFile>,
     pub readable: bool,
     pub writable: bool,
@@ -40,9 +46,18 @@ pub fn access_of(flags: i32) -> (bool, bool) {
 }
 
 impl Vault {
-    pub fn open(&self, ino: u64, flags: i32) -> Result<u64, Errno> {
+    /// Opens a handle; `read` and `write` rights are checked here and kept
+    /// on the handle.
+    pub fn open(&self, ino: u64, flags: i32, who: &Caller) -> Result<u64, Errno> {
         let inode = self.inode(ino)?;
-        self.open_with(&inode, flags, None)
+        let (readable, writable) = access_of(flags);
+        if readable {
+            self.allow(who, ino, Right::Read)?;
+        }
+        if writable || flags & libc::O_TRUNC != 0 {
+            self.allow(who, ino, Right::Write)?;
+        }
+        self.open_with(&inode, flags, None, who)
     }
 
     /// Opens a handle on `inode`; `fresh` is the descriptor of a file just created.
@@ -51,6 +66,7 @@ impl Vault {
         inode: &Arc<Inode>,
         flags: i32,
         fresh: Option<File>,
+        who: &Caller,
     ) -> Result<u64, Errno> {
         match inode.kind {
             Kind::File => {}
@@ -67,6 +83,8 @@ impl Vault {
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let handle = Handle {
+            ino: inode.ino,
+            owner_uid: who.uid,
             file,
             readable,
             writable,
@@ -109,6 +127,12 @@ impl Vault {
             return Ok(h.file.clone());
         }
         self.open_file(inode, None)
+    }
+
+    /// Whether `uid` holds an open handle on `ino`.
+    pub(super) fn holds_open(&self, ino: u64, uid: u32) -> bool {
+        let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
+        handles.values().any(|h| h.ino == ino && h.owner_uid == uid)
     }
 
     pub fn handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {

@@ -9,7 +9,9 @@ use nix::unistd::{Gid, Uid, fchownat};
 use callvault::names;
 
 use super::inode::{Kind, lock};
-use super::{Attr, SetAttr, SetTime, Vault, proc_path};
+use callvault::policy::Right;
+
+use super::{Attr, Caller, SetAttr, SetTime, Vault, proc_path};
 use crate::sys;
 
 /// Filesystem statistics, as statfs reports them.
@@ -43,14 +45,49 @@ fn user_name(name: &[u8]) -> Option<&[u8]> {
 }
 
 impl Vault {
-    pub fn getattr(&self, ino: u64) -> Result<Attr, Errno> {
+    /// `fstat` on an open handle (`fh`) needs no right beyond the handle's own.
+    pub fn getattr(&self, ino: u64, fh: Option<u64>, who: &Caller) -> Result<Attr, Errno> {
+        if fh.is_none_or(|fh| self.handle(fh).is_err())
+            && let Err(e) = self.allow(who, ino, Right::List)
+            && !self.holds_open(ino, who.uid)
+        {
+            return Err(e);
+        }
+        self.attr(ino)
+    }
+
+    /// Attributes without a rights check (after an operation already checked).
+    fn attr(&self, ino: u64) -> Result<Attr, Errno> {
         let inode = self.inode(ino)?;
         let st = self.stat(&inode)?;
         Ok(self.attr_of(&inode, &st))
     }
 
-    pub fn setattr(&self, ino: u64, ch: SetAttr, fh: Option<u64>) -> Result<Attr, Errno> {
+    /// A size change needs `write` (or a handle opened for writing); any other
+    /// change needs `setattr`.
+    pub fn setattr(
+        &self,
+        ino: u64,
+        ch: SetAttr,
+        fh: Option<u64>,
+        who: &Caller,
+    ) -> Result<Attr, Errno> {
         let inode = self.inode(ino)?;
+        if ch.size.is_some()
+            && !fh
+                .and_then(|fh| self.handle(fh).ok())
+                .is_some_and(|h| h.writable)
+        {
+            self.allow(who, ino, Right::Write)?;
+        }
+        if ch.mode.is_some()
+            || ch.uid.is_some()
+            || ch.gid.is_some()
+            || ch.atime.is_some()
+            || ch.mtime.is_some()
+        {
+            self.allow(who, ino, Right::Setattr)?;
+        }
         let any = ch.mode.is_some() || ch.uid.is_some() || ch.gid.is_some() || ch.size.is_some();
         if any || ch.atime.is_some() || ch.mtime.is_some() {
             self.writable()?;
@@ -107,10 +144,11 @@ impl Vault {
                 )?;
             }
         }
-        self.getattr(ino)
+        self.attr(ino)
     }
 
-    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, Errno> {
+    pub fn readlink(&self, ino: u64, who: &Caller) -> Result<Vec<u8>, Errno> {
+        self.allow(who, ino, Right::List)?;
         let inode = self.inode(ino)?;
         if inode.kind != Kind::Symlink {
             return Err(Errno::EINVAL);
@@ -143,8 +181,16 @@ impl Vault {
         Ok((proc_path(&inode.fd), inode.kind))
     }
 
-    pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<(), Errno> {
+    pub fn setxattr(
+        &self,
+        ino: u64,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+        who: &Caller,
+    ) -> Result<(), Errno> {
         self.writable()?;
+        self.allow(who, ino, Right::Setattr)?;
         let rest = user_name(name).ok_or(Errno::EOPNOTSUPP)?;
         let (path, kind) = self.xattr_path(ino)?;
         if kind == Kind::Symlink {
@@ -159,7 +205,8 @@ impl Vault {
         sys::set_xattr(&path, &bname, &sealed, flags)
     }
 
-    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, Errno> {
+    pub fn getxattr(&self, ino: u64, name: &[u8], who: &Caller) -> Result<Vec<u8>, Errno> {
+        self.allow(who, ino, Right::List)?;
         let Some(rest) = user_name(name) else {
             return Err(Errno::ENODATA);
         };
@@ -176,7 +223,8 @@ impl Vault {
     }
 
     /// Names of the `user.` attributes, each NUL-terminated.
-    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>, Errno> {
+    pub fn listxattr(&self, ino: u64, who: &Caller) -> Result<Vec<u8>, Errno> {
+        self.allow(who, ino, Right::List)?;
         let (path, kind) = self.xattr_path(ino)?;
         if kind == Kind::Symlink {
             return Ok(Vec::new());
@@ -195,8 +243,9 @@ impl Vault {
         Ok(out)
     }
 
-    pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<(), Errno> {
+    pub fn removexattr(&self, ino: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
         self.writable()?;
+        self.allow(who, ino, Right::Setattr)?;
         let Some(rest) = user_name(name) else {
             return Err(Errno::ENODATA);
         };

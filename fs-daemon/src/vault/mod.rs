@@ -5,6 +5,7 @@
 //! mkdir, rename, ...), [`data`] (open handles, read, write, sync),
 //! [`meta`] (attributes, xattrs, statfs, links' targets).
 
+pub mod access;
 pub mod attr;
 pub mod data;
 pub mod file;
@@ -23,12 +24,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use callvault::fileheader::FileHeader;
 use callvault::keys::VolumeKeys;
 use callvault::names::{self, BackingName, DIRID_FILE, DIRID_LEN};
+use callvault::policy::{Policy, Right};
 use callvault::sectors::FILE_HEADER_LEN;
 use log::error;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstatat};
 
+use access::Access;
 pub use attr::{Attr, Caller, SetAttr, SetTime};
 use data::{DirHandle, Handle};
 use inode::{InoMap, Inode, InodeTable, Kind, Location, ROOT, lock};
@@ -53,6 +56,7 @@ pub struct Vault {
     /// exclusively while a directory is emptied of its housekeeping files
     /// (rmdir, rename over a directory), so nothing is created in it meanwhile.
     namespace: RwLock<()>,
+    access: Access,
 }
 
 /// `/proc/self/fd/N`: reopens an `O_PATH` descriptor for I/O or for calls
@@ -67,7 +71,12 @@ fn io_errno(e: std::io::Error) -> Errno {
 
 impl Vault {
     /// Opens the backing data directory of an unlocked volume.
-    pub fn new(data_dir: &Path, keys: VolumeKeys, opts: VaultOptions) -> Result<Vault, Errno> {
+    pub fn new(
+        data_dir: &Path,
+        keys: VolumeKeys,
+        policy: Policy,
+        opts: VaultOptions,
+    ) -> Result<Vault, Errno> {
         let fd = openat(
             nix::fcntl::AT_FDCWD,
             data_dir,
@@ -96,6 +105,7 @@ impl Vault {
             read_only: opts.read_only,
             as_root: nix::unistd::geteuid().is_root(),
             namespace: RwLock::new(()),
+            access: Access::new(policy),
         };
         // Fail at mount rather than at first use if the root's ID is gone.
         let root = vault.inode(ROOT)?;
@@ -221,6 +231,54 @@ impl Vault {
             "",
             AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
         )
+    }
+
+    /// Puts a new access policy in force for every later check.
+    pub fn replace_policy(&self, policy: Policy) {
+        self.access.replace(policy);
+    }
+
+    /// Ok if `who` holds `right` on the object `ino` (at its last-seen path).
+    fn allow(&self, who: &Caller, ino: u64, right: Right) -> Result<(), Errno> {
+        self.access.check(who, &self.path_of(ino), right)
+    }
+
+    /// Ok if `who` holds `right` on the name `name` inside directory `parent`.
+    fn allow_child(
+        &self,
+        who: &Caller,
+        parent: u64,
+        name: &[u8],
+        right: Right,
+    ) -> Result<(), Errno> {
+        self.access
+            .check(who, &self.child_path(parent, name), right)
+    }
+
+    /// Plaintext path of an inode inside the volume, from where it was last
+    /// seen ("/" for the root): what policy globs and log lines refer to.
+    pub fn path_of(&self, ino: u64) -> String {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        // Bounded: a parent chain longer than any real tree means a cycle.
+        for _ in 0..4096 {
+            if cur == ROOT {
+                break;
+            }
+            let Some(i) = self.inodes.get(cur) else { break };
+            let loc = i.location();
+            parts.push(String::from_utf8_lossy(&loc.name).into_owned());
+            cur = loc.parent;
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
+    /// Plaintext path of `name` inside directory `parent`.
+    pub fn child_path(&self, parent: u64, name: &[u8]) -> String {
+        let p = self.path_of(parent);
+        let sep = if p == "/" { "" } else { "/" };
+        format!("{p}{sep}{}", String::from_utf8_lossy(name))
     }
 
     /// Flushes every open file's size to its header (unmount).

@@ -17,6 +17,9 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat
 use super::attr::kind_of;
 use super::data::DirHandle;
 use super::inode::{Inode, Kind, Location, lock};
+use callvault::policy::Right;
+
+use super::data::access_of;
 use super::{Attr, Caller, Vault, io_errno, proc_path};
 
 /// One entry of a directory listing.
@@ -36,8 +39,9 @@ fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T>
 
 impl Vault {
     /// Looks `name` up in directory `parent`; the kernel now holds one more reference.
-    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr, Errno> {
+    pub fn lookup(&self, parent: u64, name: &[u8], who: &Caller) -> Result<Attr, Errno> {
         let p = self.dir_inode(parent)?;
+        self.allow_child(who, parent, name, Right::List)?;
         let bn = self.backing_name(&p, name)?;
         self.child(&p, bn.entry(), name).map(|(attr, _)| attr)
     }
@@ -138,8 +142,12 @@ impl Vault {
         caller: &Caller,
     ) -> Result<(Attr, u64), Errno> {
         self.writable()?;
-        let ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
+        self.allow_child(caller, parent, name, Right::Create)?;
+        if access_of(flags).0 {
+            self.allow_child(caller, parent, name, Right::Read)?;
+        }
+        let ns = read_lock(&self.namespace);
         let bn = self.backing_name(&p, name)?;
         self.write_long_name(&p, &bn)?;
         let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
@@ -152,18 +160,18 @@ impl Vault {
             Ok(fd) => fd,
             Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
                 drop(ns);
-                let attr = self.lookup(parent, name)?;
+                let attr = self.lookup(parent, name, caller)?;
                 let fh = self
-                    .open(attr.ino, flags & !libc::O_CREAT)
+                    .open(attr.ino, flags & !libc::O_CREAT, caller)
                     .inspect_err(|_| self.forget(attr.ino, 1))?;
-                return Ok((self.getattr(attr.ino)?, fh));
+                return Ok((self.getattr(attr.ino, Some(fh), caller)?, fh));
             }
             Err(e) => return Err(e),
         };
         self.give_to(&fd, "", caller, AtFlags::AT_EMPTY_PATH)?;
         let (attr, inode) = self.child(&p, bn.entry(), name)?;
         let fh = self
-            .open_with(&inode, flags, Some(File::from(fd)))
+            .open_with(&inode, flags, Some(File::from(fd)), caller)
             .inspect_err(|_| self.forget(attr.ino, 1))?;
         Ok((attr, fh))
     }
@@ -179,6 +187,7 @@ impl Vault {
         caller: &Caller,
     ) -> Result<Attr, Errno> {
         self.writable()?;
+        self.allow_child(caller, parent, name, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -217,8 +226,9 @@ impl Vault {
         self.child(&p, bn.entry(), name).map(|(a, _)| a)
     }
 
-    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<(), Errno> {
+    pub fn unlink(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
         self.writable()?;
+        self.allow_child(who, parent, name, Right::Delete)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -231,8 +241,9 @@ impl Vault {
         Ok(())
     }
 
-    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<(), Errno> {
+    pub fn rmdir(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
         self.writable()?;
+        self.allow_child(who, parent, name, Right::Delete)?;
         let _ns = write_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -252,8 +263,11 @@ impl Vault {
         newparent: u64,
         newname: &[u8],
         flags: u32,
+        who: &Caller,
     ) -> Result<(), Errno> {
         self.writable()?;
+        self.allow_child(who, parent, name, Right::Rename)?;
+        self.allow_child(who, newparent, newname, Right::Rename)?;
         let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
         let _ns = write_lock(&self.namespace);
         let (p, np) = (self.dir_inode(parent)?, self.dir_inode(newparent)?);
@@ -299,8 +313,15 @@ impl Vault {
         Ok(())
     }
 
-    pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr, Errno> {
+    pub fn link(
+        &self,
+        ino: u64,
+        newparent: u64,
+        newname: &[u8],
+        who: &Caller,
+    ) -> Result<Attr, Errno> {
         self.writable()?;
+        self.allow_child(who, newparent, newname, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let inode = self.inode(ino)?;
         if inode.kind == Kind::Dir {
@@ -331,6 +352,7 @@ impl Vault {
         caller: &Caller,
     ) -> Result<Attr, Errno> {
         self.writable()?;
+        self.allow_child(caller, parent, name, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -372,6 +394,7 @@ impl Vault {
             return Err(Errno::EPERM);
         }
         self.writable()?;
+        self.allow_child(caller, parent, name, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -388,8 +411,11 @@ impl Vault {
     }
 
     /// Reads a whole directory into a handle (stable offsets for readdir).
-    pub fn opendir(&self, ino: u64) -> Result<u64, Errno> {
+    /// Entries the caller may not `list` are left out.
+    pub fn opendir(&self, ino: u64, who: &Caller) -> Result<u64, Errno> {
         let dir = self.dir_inode(ino)?;
+        self.allow(who, ino, Right::List)?;
+        let dir_path = self.path_of(ino);
         let id = self.dir_id(&dir)?;
         let parent = dir.location().parent;
         let mut entries = vec![
@@ -449,6 +475,11 @@ impl Vault {
                     None => continue,
                 },
             };
+            let sep = if dir_path == "/" { "" } else { "/" };
+            let child = format!("{dir_path}{sep}{}", String::from_utf8_lossy(&name));
+            if self.access.check(who, &child, Right::List).is_err() {
+                continue;
+            }
             entries.push(DirEntry {
                 ino: self.inomap.fuse_ino(e.ino()),
                 kind,

@@ -1,0 +1,447 @@
+//! Reads the TOML policy text into checked grants, or says file, line and problem.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+
+use super::error::{PolicyError, Problem};
+use super::glob::{GlobProblem, PathGlob};
+use super::ids::IdResolver;
+use super::{Grant, Right, RightSet, Who};
+
+/// The file as written. Unknown keys are errors at every level, so a typo
+/// such as `right = [...]` cannot silently grant or deny nothing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    grant: Vec<Spanned<RawGrant>>,
+}
+
+type SpannedList<T> = Option<Spanned<Vec<Spanned<T>>>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrant {
+    #[serde(default)]
+    users: SpannedList<RawId>,
+    #[serde(default)]
+    groups: SpannedList<RawId>,
+    #[serde(default)]
+    paths: SpannedList<String>,
+    #[serde(default)]
+    rights: SpannedList<String>,
+}
+
+/// A user or group as written: a name, a numeric string, or a TOML integer.
+enum RawId {
+    Name(String),
+    Number(i64),
+}
+
+impl RawId {
+    fn text(&self) -> String {
+        match self {
+            RawId::Name(s) => s.clone(),
+            RawId::Number(n) => n.to_string(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = RawId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name or a numeric id")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawId, E> {
+                Ok(RawId::Name(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawId, E> {
+                Ok(RawId::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawId, E> {
+                // Anything past i64 is out of range for an id anyway.
+                Ok(RawId::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parses and checks a whole policy text. `source` only names the file in
+/// errors.
+pub(crate) fn parse(
+    text: &str,
+    source: &Path,
+    ids: &dyn IdResolver,
+) -> Result<Vec<Grant>, PolicyError> {
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        PolicyError::new(source, line, Problem::Toml(e.message().trim().to_owned()))
+    })?;
+    let mut grants = Vec::with_capacity(raw.grant.len());
+    for (i, spanned) in raw.grant.into_iter().enumerate() {
+        let header_line = line_of(text, spanned.span().start);
+        let ctx = Ctx {
+            text,
+            source,
+            number: i + 1,
+            header_line,
+        };
+        grants.push(ctx.grant(spanned.into_inner(), ids)?);
+    }
+    Ok(grants)
+}
+
+/// What error messages about one grant need.
+struct Ctx<'a> {
+    text: &'a str,
+    source: &'a Path,
+    /// The grant's number, from 1.
+    number: usize,
+    /// The line of its `[[grant]]` header.
+    header_line: usize,
+}
+
+impl Ctx<'_> {
+    fn err<T>(&self, span_start: usize, problem: Problem) -> Result<T, PolicyError> {
+        Err(PolicyError::new(
+            self.source,
+            Some(line_of(self.text, span_start)),
+            problem,
+        ))
+    }
+
+    /// The line of a list's value, or of the grant header when it is absent.
+    fn list_line<T>(&self, list: &SpannedList<T>) -> usize {
+        match list {
+            Some(l) => line_of(self.text, l.span().start),
+            None => self.header_line,
+        }
+    }
+
+    fn grant(&self, raw: RawGrant, ids: &dyn IdResolver) -> Result<Grant, PolicyError> {
+        let (uids, users) = self.ids(&raw.users, IdKind::User, ids)?;
+        let (gids, groups) = self.ids(&raw.groups, IdKind::Group, ids)?;
+        if uids.is_empty() && gids.is_empty() {
+            let line = self.header_line;
+            return Err(PolicyError::new(
+                self.source,
+                Some(line),
+                Problem::NoSubjects { grant: self.number },
+            ));
+        }
+
+        let mut globs = Vec::new();
+        let mut paths = Vec::new();
+        for p in raw.paths.iter().flat_map(|l| l.get_ref()) {
+            let glob = p.get_ref();
+            match PathGlob::compile(glob) {
+                Ok(g) => globs.push(g),
+                Err(GlobProblem::Relative) => {
+                    return self.err(p.span().start, Problem::RelativeGlob(glob.clone()));
+                }
+                Err(GlobProblem::Bad(reason)) => {
+                    let problem = Problem::BadGlob {
+                        glob: glob.clone(),
+                        reason,
+                    };
+                    return self.err(p.span().start, problem);
+                }
+            }
+            paths.push(glob.clone());
+        }
+        if globs.is_empty() {
+            let line = self.list_line(&raw.paths);
+            let problem = Problem::NoPaths { grant: self.number };
+            return Err(PolicyError::new(self.source, Some(line), problem));
+        }
+
+        let mut rights = RightSet::EMPTY;
+        for r in raw.rights.iter().flat_map(|l| l.get_ref()) {
+            match r.get_ref().parse::<Right>() {
+                Ok(right) => rights.insert(right),
+                Err(_) => {
+                    return self.err(r.span().start, Problem::UnknownRight(r.get_ref().clone()));
+                }
+            }
+        }
+        if rights.is_empty() {
+            let line = self.list_line(&raw.rights);
+            let problem = Problem::NoRights { grant: self.number };
+            return Err(PolicyError::new(self.source, Some(line), problem));
+        }
+
+        Ok(Grant {
+            line: self.header_line,
+            who: Who::Listed { uids, gids },
+            users,
+            groups,
+            paths,
+            globs,
+            rights,
+        })
+    }
+
+    /// Resolves a `users` or `groups` list to ids, keeping the text as written.
+    fn ids(
+        &self,
+        list: &SpannedList<RawId>,
+        kind: IdKind,
+        ids: &dyn IdResolver,
+    ) -> Result<(Vec<u32>, Vec<String>), PolicyError> {
+        let mut nums = Vec::new();
+        let mut texts = Vec::new();
+        for item in list.iter().flat_map(|l| l.get_ref()) {
+            let raw = item.get_ref();
+            match resolve(raw, kind, ids) {
+                Ok(id) => nums.push(id),
+                Err(problem) => return self.err(item.span().start, problem),
+            }
+            texts.push(raw.text());
+        }
+        Ok((nums, texts))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum IdKind {
+    User,
+    Group,
+}
+
+/// The largest usable id: `(uid_t)-1` means "no change" to chown and is
+/// nobody's id.
+const MAX_ID: u32 = u32::MAX - 1;
+
+fn resolve(raw: &RawId, kind: IdKind, ids: &dyn IdResolver) -> Result<u32, Problem> {
+    let kind_word = match kind {
+        IdKind::User => "uid",
+        IdKind::Group => "gid",
+    };
+    let bad_id = || Problem::BadId {
+        kind: kind_word,
+        value: raw.text(),
+    };
+    match raw {
+        RawId::Number(n) => u32::try_from(*n)
+            .ok()
+            .filter(|id| *id <= MAX_ID)
+            .ok_or_else(bad_id),
+        RawId::Name(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|id| *id <= MAX_ID)
+            .ok_or_else(bad_id),
+        RawId::Name(s) => match kind {
+            IdKind::User => ids.uid(s).ok_or_else(|| Problem::UnknownUser(s.clone())),
+            IdKind::Group => ids.gid(s).ok_or_else(|| Problem::UnknownGroup(s.clone())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Policy;
+    use super::super::tests::Table;
+    use super::*;
+
+    const FILE: &str = "/etc/callvault/policy.toml";
+
+    fn error(text: &str) -> String {
+        match Policy::from_toml(text, Path::new(FILE), &Table) {
+            Ok(p) => panic!("accepted, {} grants:\n{text}", p.grant_count()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn error_line(text: &str) -> Option<usize> {
+        Policy::from_toml(text, Path::new(FILE), &Table)
+            .err()
+            .and_then(|e| e.line())
+    }
+
+    #[test]
+    fn line_of_counts_from_one() {
+        assert_eq!(line_of("", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 4), 3);
+        assert_eq!(line_of("a\nb\nc", 999), 3);
+    }
+
+    #[test]
+    fn unknown_right_names_line_and_choices() {
+        let text = "# policy\n\n[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\n\
+                    rights = [\"list\",\n  \"raed\"]\n";
+        assert_eq!(
+            error(text),
+            "/etc/callvault/policy.toml:7: unknown right \"raed\" (expected one of list, \
+             read, create, write, delete, rename, setattr, blackout)"
+        );
+    }
+
+    #[test]
+    fn rights_are_lowercase_words_only() {
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"Read\"]\n";
+        assert!(error(text).starts_with(&format!("{FILE}:4: unknown right \"Read\"")));
+    }
+
+    #[test]
+    fn unknown_user_and_group_name_their_line() {
+        let text = "[[grant]]\nusers = [\"recorder\",\n\"mallory\"]\npaths = [\"/**\"]\n\
+                    rights = [\"list\"]\n";
+        assert_eq!(error(text), format!("{FILE}:3: unknown user \"mallory\""));
+        let text =
+            "[[grant]]\n\ngroups = [\"qa-team-z\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
+        assert_eq!(
+            error(text),
+            format!("{FILE}:3: unknown group \"qa-team-z\"")
+        );
+    }
+
+    #[test]
+    fn a_group_name_is_not_a_user_name() {
+        let text = "[[grant]]\nusers = [\"qa-team-a\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
+        assert_eq!(error(text), format!("{FILE}:2: unknown user \"qa-team-a\""));
+    }
+
+    #[test]
+    fn out_of_range_ids_are_refused() {
+        for (users, shown) in [
+            ("[4294967295]", "uid 4294967295"),
+            ("[\"4294967296\"]", "uid 4294967296"),
+            ("[-1]", "uid -1"),
+            ("[99999999999999999999999]", ""),
+        ] {
+            let text =
+                format!("[[grant]]\nusers = {users}\npaths = [\"/**\"]\nrights = [\"list\"]\n");
+            let e = error(&text);
+            assert!(e.starts_with(&format!("{FILE}:2: ")), "{e}");
+            assert!(e.contains(shown), "{e}");
+        }
+        let text = "[[grant]]\ngroups = [\"4294967295\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
+        assert_eq!(
+            error(text),
+            format!("{FILE}:2: gid 4294967295 is out of range (0 to 4294967294)")
+        );
+    }
+
+    #[test]
+    fn bad_globs_name_their_line() {
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/ok/**\",\n\"/team-[a\"]\n\
+                    rights = [\"list\"]\n";
+        assert_eq!(
+            error(text),
+            format!("{FILE}:4: bad path glob \"/team-[a\": unclosed character class; missing ']'")
+        );
+        let text =
+            "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/{a,b/c}\"]\nrights = [\"list\"]\n";
+        assert!(error(text).starts_with(&format!("{FILE}:3: bad path glob \"/{{a,b/c}}\"")));
+        let text =
+            "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/a/../b\"]\nrights = [\"list\"]\n";
+        assert!(error(text).starts_with(&format!("{FILE}:3: bad path glob \"/a/../b\"")));
+    }
+
+    #[test]
+    fn relative_glob_names_its_line() {
+        let text = "[[grant]]\nusers = [\"recorder\"]\n\npaths = [\"team-a/**\"]\n\
+                    rights = [\"list\"]\n";
+        assert_eq!(
+            error(text),
+            format!("{FILE}:4: path \"team-a/**\" must start with \"/\" (the root of the volume)")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n\n\
+                    [[grant]]\nuser = [\"recorder\"]\n";
+        assert_eq!(
+            error(text),
+            format!(
+                "{FILE}:7: unknown field `user`, expected one of `users`, `groups`, `paths`, \
+                 `rights`"
+            )
+        );
+        let text = "[[grants]]\nusers = [\"recorder\"]\n";
+        let e = error(text);
+        assert!(
+            e.starts_with(&format!("{FILE}:1: unknown field `grants`")),
+            "{e}"
+        );
+        let text = "version = 2\n";
+        assert!(error(text).starts_with(&format!("{FILE}:1: unknown field `version`")));
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_their_line() {
+        let e = error("[[grant]]\nusers = [\"recorder\"\npaths = [\"/**\"]\n");
+        assert!(e.starts_with(&format!("{FILE}:3: ")), "{e}");
+        let e = error("\n\n[[grant]\n");
+        assert!(e.starts_with(&format!("{FILE}:3: ")), "{e}");
+        let e = error("[[grant]]\nusers = \"recorder\"\n");
+        assert!(e.starts_with(&format!("{FILE}:2: invalid type")), "{e}");
+        let e = error("[[grant]]\nusers = [\"a\"]\nusers = [\"b\"]\n");
+        assert!(e.starts_with(&format!("{FILE}:3: duplicate key")), "{e}");
+        let e =
+            error("[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"list\", 3]\n");
+        assert!(e.starts_with(&format!("{FILE}:4: invalid type")), "{e}");
+        assert!(!e.contains('\n'), "one line: {e:?}");
+    }
+
+    #[test]
+    fn grant_without_subjects_points_at_its_header() {
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n\n\
+                    [[grant]]\nusers = []\ngroups = []\npaths = [\"/**\"]\nrights = [\"list\"]\n";
+        assert_eq!(
+            error(text),
+            format!("{FILE}:6: grant #2 has no users and no groups (it would apply to nobody)")
+        );
+        let text = "[[grant]]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
+        assert_eq!(error_line(text), Some(1));
+    }
+
+    #[test]
+    fn grant_without_paths_or_rights_is_refused() {
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = []\nrights = [\"list\"]\n";
+        assert_eq!(error(text), format!("{FILE}:3: grant #1 has no paths"));
+        let text = "[[grant]]\nusers = [\"recorder\"]\nrights = [\"list\"]\n";
+        assert_eq!(error(text), format!("{FILE}:1: grant #1 has no paths"));
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\n\nrights = []\n";
+        assert_eq!(error(text), format!("{FILE}:5: grant #1 has no rights"));
+        let text = "\n[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\n";
+        assert_eq!(error(text), format!("{FILE}:2: grant #1 has no rights"));
+    }
+
+    #[test]
+    fn inline_table_grants_work_too() {
+        let text = "grant = [\n  { users = [\"recorder\"], paths = [\"/**\"], rights = [\"list\"] },\n\
+                    \x20 { users = [\"recorder\"], paths = [\"/x\"], rights = [\"bogus\"] },\n]\n";
+        assert_eq!(error_line(text), Some(3));
+    }
+
+    #[test]
+    fn empty_and_comment_only_policies_are_valid() {
+        for text in ["", "\n", "# nothing granted\n", "grant = []\n"] {
+            let p = Policy::from_toml(text, Path::new(FILE), &Table).expect("valid");
+            assert_eq!(p.grant_count(), 0);
+        }
+    }
+}
