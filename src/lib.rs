@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod journal;
 pub mod random;
 pub mod secret;
 

@@ -1,0 +1,15 @@
+//! The audit journal: every access recorded, append-only, hash-chained and forward-securely sealed.
+//!
+//! Layout of `VOLUME/audit/`, record fields, the chain and seal
+//! construction, key files and verify messages: see `docs/AUDIT.md`.
+
+mod actor;
+mod chain;
+mod error;
+mod record;
+pub mod time;
+
+pub use actor::{Actor, uid_of, user_name};
+pub use chain::{Hash, line_hash, to_hex};
+pub use error::JournalError;
+pub use record::{Detail, Event, EventKind, Outcome, Record, errno_name};
