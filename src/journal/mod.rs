@@ -6,10 +6,15 @@
 mod actor;
 mod chain;
 mod error;
+mod keyfile;
 mod record;
+mod seal;
+mod segment;
 pub mod time;
 
 pub use actor::{Actor, uid_of, user_name};
 pub use chain::{Hash, line_hash, to_hex};
 pub use error::JournalError;
+pub use keyfile::{AUDITOR_KEY_MAGIC, AuditorKey, SEAL_KEY_FILE, SEAL_KEY_MAGIC};
 pub use record::{Detail, Event, EventKind, Outcome, Record, errno_name};
+pub use segment::{Segment, list_segments, parse_segment_name, segment_name};
