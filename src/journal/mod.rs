@@ -10,11 +10,13 @@ mod keyfile;
 mod lock;
 mod reader;
 mod record;
+mod recover;
 mod requests;
 mod seal;
 mod segment;
 mod syslog;
 pub mod time;
+mod writer;
 
 pub use actor::{Actor, uid_of, user_name};
 pub use chain::{Hash, line_hash, to_hex};
@@ -26,3 +28,7 @@ pub use record::{Detail, Event, EventKind, Outcome, Record, errno_name};
 pub use requests::{REQUESTS_DIR, write_request};
 pub use segment::{Segment, list_segments, parse_segment_name, segment_name};
 pub use syslog::SyslogOptions;
+pub use writer::{
+    DEFAULT_EPOCH_DURATION, DEFAULT_EPOCH_RECORDS, DEFAULT_SEGMENT_SIZE, Journal, JournalOptions,
+    SegmentFinished, init_journal,
+};
