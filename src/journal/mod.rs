@@ -8,6 +8,7 @@ mod chain;
 mod error;
 mod keyfile;
 mod lock;
+mod query;
 mod reader;
 mod record;
 mod recover;
@@ -16,6 +17,7 @@ mod seal;
 mod segment;
 mod syslog;
 pub mod time;
+mod verify;
 mod writer;
 
 pub use actor::{Actor, uid_of, user_name};
@@ -23,11 +25,16 @@ pub use chain::{Hash, line_hash, to_hex};
 pub use error::JournalError;
 pub use keyfile::{AUDITOR_KEY_MAGIC, AuditorKey, SEAL_KEY_FILE, SEAL_KEY_MAGIC};
 pub use lock::{LOCK_FILE, writer_is_live};
+pub use query::{Filter, Format, Prefilter, render_header, render_record};
 pub use reader::{LineInfo, Lines, Tail, records};
 pub use record::{Detail, Event, EventKind, Outcome, Record, errno_name};
 pub use requests::{REQUESTS_DIR, write_request};
 pub use segment::{Segment, list_segments, parse_segment_name, segment_name};
 pub use syslog::SyslogOptions;
+pub use verify::{
+    EXIT_CANNOT_VERIFY, EXIT_INCOMPLETE, EXIT_OK, EXIT_TAMPERED, EXIT_WRONG_KEY, Problem,
+    ProblemKind, VerifyError, VerifyReport, verify,
+};
 pub use writer::{
     DEFAULT_EPOCH_DURATION, DEFAULT_EPOCH_RECORDS, DEFAULT_SEGMENT_SIZE, Journal, JournalOptions,
     SegmentFinished, init_journal,
