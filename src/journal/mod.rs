@@ -39,3 +39,6 @@ pub use writer::{
     DEFAULT_EPOCH_DURATION, DEFAULT_EPOCH_RECORDS, DEFAULT_SEGMENT_SIZE, Journal, JournalOptions,
     SegmentFinished, init_journal,
 };
+
+#[cfg(test)]
+mod tests;
