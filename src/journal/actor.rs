@@ -65,18 +65,33 @@ fn read_exe(link: &str) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
+/// Longest command line kept, in bytes: arguments can reach megabytes, and
+/// one record stays a readable line.
+pub const MAX_CMDLINE_BYTES: usize = 4096;
+
 fn read_cmdline(path: &str) -> Option<Vec<String>> {
-    let raw = std::fs::read(path).ok()?;
+    use std::io::Read;
+    let mut raw = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_CMDLINE_BYTES as u64 + 1)
+        .read_to_end(&mut raw)
+        .ok()?;
     if raw.is_empty() {
         // Kernel threads and zombies have an empty command line.
         return None;
     }
+    let truncated = raw.len() > MAX_CMDLINE_BYTES;
+    raw.truncate(MAX_CMDLINE_BYTES);
     let body = raw.strip_suffix(&[0]).unwrap_or(&raw);
-    Some(
-        body.split(|&b| b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect(),
-    )
+    let mut args: Vec<String> = body
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if truncated {
+        args.push(format!("[command line cut at {MAX_CMDLINE_BYTES} bytes]"));
+    }
+    Some(args)
 }
 
 /// Effective uid and gid of this process, from `/proc/self/status`
@@ -147,5 +162,22 @@ mod tests {
         assert!(a.cmdline.as_ref().is_some_and(|c| !c.is_empty()));
         let b = Actor::for_process(a.uid, a.gid, a.pid);
         assert_eq!(a.exe, b.exe);
+    }
+
+    #[test]
+    fn long_command_lines_are_cut_and_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cmdline");
+        let mut raw = b"sox\0".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', 10_000));
+        raw.push(0);
+        std::fs::write(&p, &raw).unwrap();
+        let args = read_cmdline(p.to_str().unwrap()).unwrap();
+        assert_eq!(args[0], "sox");
+        assert_eq!(args.len(), 3);
+        assert!(args[2].starts_with("[command line cut"));
+        assert!(args[1].len() < MAX_CMDLINE_BYTES);
+        std::fs::write(&p, b"a\0b\0").unwrap();
+        assert_eq!(read_cmdline(p.to_str().unwrap()).unwrap(), ["a", "b"]);
     }
 }
