@@ -496,4 +496,54 @@ mod tests {
         );
         verify(&vol, &key).unwrap();
     }
+
+    /// Benchmark, not a timed test: 1,000,000 records, then `show --path`
+    /// and `verify`. Run with
+    /// `cargo test --release -p callvault-keytool -- --ignored --nocapture show_one_million`.
+    #[test]
+    #[ignore = "benchmark: writes 1,000,000 records (about 400 MB)"]
+    fn show_one_million() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = tmp.path().to_path_buf();
+        let key = tmp.path().join("audit.key");
+        init_audit(&vol, &key).unwrap();
+        let j = Journal::open(&audit_dir(&vol), JournalOptions::default()).unwrap();
+        let t = std::time::Instant::now();
+        for batch in 0..100u32 {
+            let evs = (0..10_000u32)
+                .map(|i| {
+                    let n = batch * 10_000 + i;
+                    Event::new(
+                        EventKind::Open,
+                        person(["alice", "bob", "carol"][(n % 3) as usize], 1000 + n % 3, n),
+                    )
+                    .path(format!("/team-{}/c{}.wav", n % 7, n % 5000))
+                    .detail(Detail {
+                        flags: Some("O_RDONLY".into()),
+                        access: Some("read".into()),
+                        ..Detail::default()
+                    })
+                })
+                .collect();
+            j.append_all(evs).unwrap();
+        }
+        j.close().unwrap();
+        eprintln!("wrote 1,000,000 records in {:?}", t.elapsed());
+        let f = filter_from_args(None, Some("/team-3/c1234.wav"), None, None, None).unwrap();
+        let t = std::time::Instant::now();
+        let n = show(&vol, &f, Format::Json, &mut std::io::sink()).unwrap();
+        eprintln!("show --path matched {n} of 1,000,000 in {:?}", t.elapsed());
+        let f = filter_from_args(Some("bob"), None, None, None, None).unwrap();
+        let t = std::time::Instant::now();
+        let n = show(&vol, &f, Format::Table, &mut std::io::sink()).unwrap();
+        eprintln!("show --user (table) matched {n} in {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let rep = verify(&vol, &key).unwrap();
+        eprintln!(
+            "verify: {} records, {} seals in {:?}",
+            rep.records,
+            rep.seals,
+            t.elapsed()
+        );
+    }
 }
