@@ -317,7 +317,7 @@ fn table_cells(rec: &Record) -> [String; 9] {
     ]
 }
 
-/// `key=value` pairs of the detail object, in stored order; control
+/// `key=value` pairs of the detail object, alphabetically; control
 /// characters are escaped so one record stays one line.
 fn detail_summary(rec: &Record) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&rec.detail) else {
