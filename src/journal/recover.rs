@@ -37,7 +37,9 @@ pub(crate) struct Recovered {
     pub tip: Tip,
     /// (epoch, seq) of the newest seal record.
     pub last_seal: Option<(u64, u64)>,
-    pub torn: Option<TornInfo>,
+    /// `[start, end)` of the active segment that does not continue the
+    /// chain (a torn tail), still in place: see [`set_aside`].
+    pub torn: Option<(u64, u64)>,
     pub previous: Option<PathBuf>,
 }
 
@@ -54,8 +56,9 @@ fn seal_epoch(rec: &Record) -> Option<u64> {
         .flatten()
 }
 
-/// Recovers the journal in `dir`. `key_epoch` is the epoch in `seal.key`:
-/// seals of earlier epochs were acknowledged before their key was erased.
+/// Reads the journal in `dir` as a crash left it, changing nothing.
+/// `key_epoch` is the epoch in `seal.key`: seals of earlier epochs were
+/// acknowledged before their key was erased.
 pub(crate) fn recover(dir: &Path, key_epoch: u64) -> Result<Recovered, JournalError> {
     let segments = list_segments(dir)?;
     let Some(active) = segments.last().cloned() else {
@@ -141,16 +144,12 @@ pub(crate) fn recover(dir: &Path, key_epoch: u64) -> Result<Recovered, JournalEr
         last_seal = find_last_seal(earlier)?;
     }
 
-    let torn = match tail_start {
-        Some(start) => Some(set_aside(dir, &active, start, file_len)?),
-        None => None,
-    };
     Ok(Recovered {
         active_len: tail_start.unwrap_or(file_len),
         active,
         tip,
         last_seal,
-        torn,
+        torn: tail_start.map(|start| (start, file_len)),
         previous: earlier.last().map(|s| s.path.clone()),
     })
 }
@@ -188,7 +187,12 @@ fn find_last_seal(earlier: &[Segment]) -> Result<Option<(u64, u64)>, JournalErro
 
 /// Copies `[start, end)` of the active segment to a `.torn-OFFSET` file,
 /// then cuts the segment at `start`. Both steps are synced.
-fn set_aside(dir: &Path, active: &Segment, start: u64, end: u64) -> Result<TornInfo, JournalError> {
+pub(crate) fn set_aside(
+    dir: &Path,
+    active: &Segment,
+    start: u64,
+    end: u64,
+) -> Result<TornInfo, JournalError> {
     let mut name = torn_name(active.number, start);
     let mut k = 1;
     while dir.join(&name).exists() {

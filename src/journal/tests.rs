@@ -915,3 +915,46 @@ fn disk_full_refuses_appends_and_recovers_when_space_is_freed() {
     j.close().unwrap();
     verify(&audit, &key).unwrap();
 }
+
+#[test]
+fn a_panicking_segment_callback_does_not_stop_the_journal() {
+    let v = new_volume();
+    let o = JournalOptions {
+        segment_size: 1024,
+        on_segment_finished: Some(Box::new(|_: &Path| panic!("chattr failed"))),
+        ..opts()
+    };
+    let j = Journal::open(&v.audit, o).unwrap();
+    for i in 0..20 {
+        j.append(open_ev(i)).unwrap();
+    }
+    j.close().unwrap();
+    assert!(list_segments(&v.audit).unwrap().len() > 2);
+    verify(&v.audit, &v.key).unwrap();
+}
+
+#[test]
+fn a_refused_open_changes_nothing_on_disk() {
+    // A torn tail plus a seal.key from the wrong epoch: open must refuse
+    // before setting anything aside.
+    let v = volume_with(3, opts());
+    let p = seg_path(&v, 1);
+    let mut data = std::fs::read(&p).unwrap();
+    data.extend_from_slice(b"{\"seq\":");
+    std::fs::write(&p, &data).unwrap();
+    let key_path = v.audit.join(SEAL_KEY_FILE);
+    let good = std::fs::read_to_string(&key_path).unwrap();
+    std::fs::write(
+        &key_path,
+        good.replace("epoch 0000000000000000000", "epoch 0000000000000000009"),
+    )
+    .unwrap();
+    assert!(matches!(
+        Journal::open(&v.audit, opts()),
+        Err(JournalError::KeyState { .. })
+    ));
+    assert_eq!(std::fs::read(&p).unwrap(), data);
+    std::fs::write(&key_path, good).unwrap();
+    Journal::open(&v.audit, opts()).unwrap().close().unwrap();
+    verify(&v.audit, &v.key).unwrap();
+}

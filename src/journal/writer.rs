@@ -231,6 +231,11 @@ impl Journal {
                 });
             }
         }
+        // The key state checks out: now the torn tail may be moved aside.
+        let torn = match rec.torn {
+            Some((start, end)) => Some(recover::set_aside(&dir, &rec.active, start, end)?),
+            None => None,
+        };
         let epoch_first_seq = rec.last_seal.map(|(_, s)| s + 1).unwrap_or(1);
         let epoch_records = (rec.tip.seq + 1).saturating_sub(epoch_first_seq);
         let chain = Chain {
@@ -246,7 +251,7 @@ impl Journal {
             .open(&rec.active.path)
             .map_err(|e| JournalError::io(&rec.active.path, "open for append", e))?;
         if let (Some(prev), Some(cb)) = (&rec.previous, &opts.on_segment_finished) {
-            cb(prev);
+            run_callback(cb, prev);
         }
         let active = Active {
             file: Arc::new(file),
@@ -292,7 +297,7 @@ impl Journal {
             inner: inner.clone(),
             ticker: Mutex::new(None),
         };
-        if let Some(t) = rec.torn {
+        if let Some(t) = torn {
             inner.append_event(torn_event(&inner.actor, t))?;
         }
         if epoch_records > 0 || inner.lock_state().tentative.epoch_records > 0 {
@@ -403,6 +408,12 @@ impl Drop for Journal {
         // tail, which the next `open` seals.
         let _ = self.shutdown();
     }
+}
+
+/// Runs the daemon's callback; a panic in it must not leave the journal
+/// without a leader forever, so it is caught and ignored.
+fn run_callback(cb: &SegmentFinished, path: &Path) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(path)));
 }
 
 fn torn_event(actor: &Actor, t: TornInfo) -> Event {
@@ -720,7 +731,7 @@ impl Inner {
             },
         );
         if let Some(cb) = &self.on_segment_finished {
-            cb(&old.path);
+            run_callback(cb, &old.path);
         }
         Ok(())
     }
