@@ -119,7 +119,9 @@ impl Filter {
         if let Some((glob, _)) = &self.path {
             if let Some(lit) = longest_literal(glob) {
                 let escaped = json_str(&lit);
-                let inner = &escaped[1..escaped.len() - 1];
+                let inner = escaped
+                    .get(1..escaped.len().saturating_sub(1))
+                    .unwrap_or("");
                 if !inner.is_empty() {
                     groups.push(vec![needle(inner.to_string())]);
                 }

@@ -958,3 +958,60 @@ fn a_refused_open_changes_nothing_on_disk() {
     Journal::open(&v.audit, opts()).unwrap().close().unwrap();
     verify(&v.audit, &v.key).unwrap();
 }
+
+#[test]
+#[ignore = "measurement"]
+fn measure_single_append_latency() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let n = 500;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        j.append(open_ev(i)).unwrap();
+    }
+    let el = t.elapsed();
+    eprintln!(
+        "single appends: {:?} each, {} syncs for {n}",
+        el / n as u32,
+        j.sync_count()
+    );
+    j.close().unwrap();
+}
+
+#[test]
+fn absurd_numbers_on_disk_are_errors_not_panics() {
+    let v = volume_with(2, opts());
+    std::fs::write(v.audit.join("journal-18446744073709551615.log"), b"").unwrap();
+    // An empty segment far ahead loses no record: a warning, not a failure.
+    assert!(!verify(&v.audit, &v.key).unwrap().warnings.is_empty());
+    std::fs::remove_file(v.audit.join("journal-18446744073709551615.log")).unwrap();
+    let key_path = v.audit.join(SEAL_KEY_FILE);
+    let good = std::fs::read_to_string(&key_path).unwrap();
+    let huge = good
+        .lines()
+        .map(|l| {
+            if l.starts_with("epoch ") {
+                "epoch 18446744073709551615".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&key_path, huge + "\n").unwrap();
+    assert_eq!(problem(&v).kind, ProblemKind::Truncated);
+    assert!(Journal::open(&v.audit, opts()).is_err());
+    std::fs::write(&key_path, good).unwrap();
+    // A segment whose last record claims the largest seq.
+    let p = seg_path(&v, 1);
+    let mut lines = read_lines(&p);
+    let mut r = Record::parse(lines.last().unwrap().strip_suffix(b"\n").unwrap()).unwrap();
+    r.seq = u64::MAX;
+    let mut l = r.to_line();
+    l.push(b'\n');
+    lines.push(l);
+    write_lines(&p, &lines);
+    std::fs::write(seg_path(&v, 2), b"").unwrap();
+    assert!(verify(&v.audit, &v.key).is_err());
+    assert!(Journal::open(&v.audit, opts()).is_err());
+}

@@ -438,7 +438,7 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
             location: None,
         }));
     }
-    if walk.seals > e0 + 1 {
+    if walk.seals > e0.saturating_add(1) {
         return Err(VerifyError::Failed(Problem {
             seq: walk.last_seal_seq,
             kind: ProblemKind::KeyState,
@@ -468,7 +468,7 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
             location: None,
         }));
     }
-    if walk.seals == e0 + 1 && !writer_live {
+    if walk.seals == e0.saturating_add(1) && !writer_live {
         report.warnings.push(format!(
             "the writer stopped after the seal of epoch {e0} but before saving the next key; the next mount finishes this"
         ));
@@ -530,7 +530,7 @@ fn gaps(numbers: &[u64]) -> Vec<(u64, u64, u64)> {
         if n > expect {
             out.push((expect, n - 1, n));
         }
-        expect = n + 1;
+        expect = n.saturating_add(1);
     }
     out
 }

@@ -203,6 +203,17 @@ impl Journal {
                 "the journal has no genesis record (initialization never finished)",
             ));
         }
+        // Numbers read from disk: keep all arithmetic below far from overflow.
+        let sane = rec.tip.seq < u64::MAX / 2
+            && rec
+                .last_seal
+                .is_none_or(|(l, s)| l < u64::MAX / 2 && s <= rec.tip.seq);
+        if !sane {
+            return Err(JournalError::damaged(
+                &rec.active.path,
+                "sequence or epoch numbers out of range",
+            ));
+        }
         let key_epoch = sk.key.epoch();
         let key_path = dir.join(SEAL_KEY_FILE);
         match rec.last_seal {
@@ -719,7 +730,12 @@ impl Inner {
     }
 
     fn rotate(&self, active: &mut Active) -> Result<(), JournalError> {
-        let next = active.number + 1;
+        let next = active.number.checked_add(1).ok_or_else(|| {
+            JournalError::damaged(
+                &active.path,
+                "segment number at its maximum; no further segment can be created",
+            )
+        })?;
         let (file, path) = create_segment(&self.dir, next)?;
         let old = std::mem::replace(
             active,
