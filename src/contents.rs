@@ -121,11 +121,7 @@ mod tests {
     use crate::secret::MasterKey;
 
     fn key() -> Key64 {
-        derive64(
-            &MasterKey::generate().unwrap(),
-            LABEL_FILE_CONTENTS,
-            &[7; 16],
-        )
+        derive64(&MasterKey::generate().unwrap(), LABEL_FILE_CONTENTS, &[7; 16])
     }
 
     #[test]
@@ -149,10 +145,7 @@ mod tests {
     fn same_plaintext_in_other_sectors_or_files_differs() {
         let k1 = key();
         let k2 = key();
-        let (c1, c2) = (
-            SectorCipher::new(&k1).unwrap(),
-            SectorCipher::new(&k2).unwrap(),
-        );
+        let (c1, c2) = (SectorCipher::new(&k1).unwrap(), SectorCipher::new(&k2).unwrap());
         let mut a = [b'R'; 4096];
         let mut b = [b'R'; 4096];
         let mut c = [b'R'; 4096];

@@ -45,6 +45,8 @@ pub enum Error {
     NameTooLong { len: usize },
     /// A derived XTS key has two equal halves (IEEE 1619 forbids it).
     EqualKeyHalves,
+    /// The audit journal could not be created, opened or written.
+    Audit(String),
     /// A plaintext name is empty, `.`, `..`, or contains `/` or NUL.
     InvalidName,
 }
@@ -52,10 +54,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 
@@ -93,16 +92,12 @@ impl fmt::Display for Error {
                  hint: restore callvault.header from a header backup",
                 path.display()
             ),
-            Error::VolumeExists { path } => write!(
-                f,
-                "{} already holds a callvault volume; refusing to overwrite it",
-                path.display()
-            ),
-            Error::DirectoryNotEmpty { path } => write!(
-                f,
-                "{} is not empty; a new volume needs an empty or missing directory",
-                path.display()
-            ),
+            Error::VolumeExists { path } => {
+                write!(f, "{} already holds a callvault volume; refusing to overwrite it", path.display())
+            }
+            Error::DirectoryNotEmpty { path } => {
+                write!(f, "{} is not empty; a new volume needs an empty or missing directory", path.display())
+            }
             Error::NoFreeKeyslot => write!(f, "every keyslot of this volume is in use"),
             Error::Random(e) => write!(f, "the system random number generator failed: {e}"),
             Error::Kdf(e) => write!(f, "key derivation: {e}"),
@@ -118,6 +113,7 @@ impl fmt::Display for Error {
             Error::EqualKeyHalves => {
                 write!(f, "refusing an AES-XTS key whose two halves are equal")
             }
+            Error::Audit(e) => write!(f, "{e}"),
             Error::InvalidName => write!(f, "invalid file name"),
         }
     }

@@ -30,6 +30,17 @@ pub const VOLUME_EXISTS: u8 = 18;
 pub const BAD_POLICY: u8 = 19;
 /// `policy explain`: the policy denies the access asked about.
 pub const ACCESS_DENIED: u8 = 20;
+/// `audit verify`: records were changed, removed, reordered, inserted or
+/// truncated, or a seal does not verify.
+pub const AUDIT_TAMPERED: u8 = 21;
+/// `audit verify`: nothing proven changed, but the journal's end is not
+/// sealed and no daemon is running (a crash; the next mount seals it).
+pub const AUDIT_INCOMPLETE: u8 = 22;
+/// `audit verify`: the auditor key file is unreadable, malformed, or for
+/// another journal.
+pub const AUDIT_WRONG_KEY: u8 = 23;
+/// The audit journal cannot be opened or written.
+pub const AUDIT_UNAVAILABLE: u8 = 24;
 
 /// The exit code for a library error.
 pub fn for_error(e: &Error) -> u8 {
@@ -40,6 +51,7 @@ pub fn for_error(e: &Error) -> u8 {
         Error::HeaderDamaged { .. } | Error::HeaderTampered { .. } => DAMAGED_HEADER,
         Error::VolumeExists { .. } | Error::DirectoryNotEmpty { .. } => VOLUME_EXISTS,
         Error::EmptyPassphrase => PASSPHRASE_SOURCE,
+        Error::Audit(_) => AUDIT_UNAVAILABLE,
         _ => FAILURE,
     }
 }

@@ -36,11 +36,7 @@ pub struct FileHeader {
 impl FileHeader {
     /// A header for a brand-new file.
     pub fn new(file_id: [u8; 16]) -> Self {
-        FileHeader {
-            file_id,
-            size: 0,
-            generation: 0,
-        }
+        FileHeader { file_id, size: 0, generation: 0 }
     }
 
     /// Offset inside the backing file where this generation is written.
@@ -67,10 +63,7 @@ impl FileHeader {
     pub fn decode(region: &[u8], mac_key: &Key32) -> Result<FileHeader, Error> {
         if (region.len() as u64) < FILE_HEADER_LEN {
             return Err(Error::FileHeaderDamaged {
-                what: format!(
-                    "truncated: {} of {FILE_HEADER_LEN} header bytes",
-                    region.len()
-                ),
+                what: format!("truncated: {} of {FILE_HEADER_LEN} header bytes", region.len()),
             });
         }
         let mut best: Option<FileHeader> = None;
@@ -92,8 +85,7 @@ impl FileHeader {
 
 fn mac(key: &Key32, data: &[u8]) -> [u8; 32] {
     // new_from_slice only fails for key lengths HMAC cannot take; 32 is fine.
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose_secret())
-        .expect("HMAC accepts 32-byte keys");
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose_secret()).expect("HMAC accepts 32-byte keys");
     m.update(data);
     m.finalize().into_bytes().into()
 }
@@ -123,11 +115,7 @@ fn decode_slot(slot: &[u8], mac_key: &Key32) -> Result<FileHeader, String> {
     size.copy_from_slice(&slot[24..32]);
     let mut generation = [0u8; 8];
     generation.copy_from_slice(&slot[32..40]);
-    Ok(FileHeader {
-        file_id,
-        size: u64::from_le_bytes(size),
-        generation: u64::from_le_bytes(generation),
-    })
+    Ok(FileHeader { file_id, size: u64::from_le_bytes(size), generation: u64::from_le_bytes(generation) })
 }
 
 #[cfg(test)]
@@ -171,10 +159,7 @@ mod tests {
         let h = FileHeader::new([1; 16]);
         let r = region_with(&h, &k);
         for len in [0, 1, 55, 56, 4095] {
-            assert!(matches!(
-                FileHeader::decode(&r[..len], &k),
-                Err(Error::FileHeaderDamaged { .. })
-            ));
+            assert!(matches!(FileHeader::decode(&r[..len], &k), Err(Error::FileHeaderDamaged { .. })));
         }
         let zero = vec![0u8; 4096];
         assert!(FileHeader::decode(&zero, &k).is_err());
@@ -184,18 +169,8 @@ mod tests {
         assert!(e.contains("bad magic"), "{e}");
         let mut v = r.clone();
         v[4] = 9;
-        assert!(
-            FileHeader::decode(&v, &k)
-                .unwrap_err()
-                .to_string()
-                .contains("version 9")
-        );
+        assert!(FileHeader::decode(&v, &k).unwrap_err().to_string().contains("version 9"));
         let other = key();
-        assert!(
-            FileHeader::decode(&r, &other)
-                .unwrap_err()
-                .to_string()
-                .contains("MAC")
-        );
+        assert!(FileHeader::decode(&r, &other).unwrap_err().to_string().contains("MAC"));
     }
 }

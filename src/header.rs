@@ -78,10 +78,7 @@ pub struct VolumeHeader {
 }
 
 fn damaged(path: &Path, what: impl Into<String>) -> Error {
-    Error::HeaderDamaged {
-        path: path.to_path_buf(),
-        what: what.into(),
-    }
+    Error::HeaderDamaged { path: path.to_path_buf(), what: what.into() }
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -121,26 +118,18 @@ impl VolumeHeader {
         if bytes.len() >= 10 {
             let version = u16_at(bytes, 8);
             if version > FORMAT_VERSION {
-                return Err(Error::FormatTooNew {
-                    found: version,
-                    max: FORMAT_VERSION,
-                });
+                return Err(Error::FormatTooNew { found: version, max: FORMAT_VERSION });
             }
             if version == 0 {
                 return Err(damaged(path, "format version 0"));
             }
         }
         if bytes.len() != HEADER_LEN {
-            return Err(damaged(
-                path,
-                format!("{} bytes, expected {HEADER_LEN}", bytes.len()),
-            ));
+            return Err(damaged(path, format!("{} bytes, expected {HEADER_LEN}", bytes.len())));
         }
         let required = u32_at(bytes, 12);
         if required & !KNOWN_REQUIRED_FEATURES != 0 {
-            return Err(Error::UnknownFeatures {
-                flags: required & !KNOWN_REQUIRED_FEATURES,
-            });
+            return Err(Error::UnknownFeatures { flags: required & !KNOWN_REQUIRED_FEATURES });
         }
         if u16_at(bytes, 10) != 0 {
             return Err(damaged(path, "reserved bytes 10..12 are not zero"));
@@ -150,10 +139,7 @@ impl VolumeHeader {
         }
         let count = u32_at(bytes, 36) as usize;
         if count != KEYSLOTS {
-            return Err(damaged(
-                path,
-                format!("keyslot count {count}, expected {KEYSLOTS}"),
-            ));
+            return Err(damaged(path, format!("keyslot count {count}, expected {KEYSLOTS}")));
         }
         let mut volume_id = [0u8; 16];
         volume_id.copy_from_slice(&bytes[20..36]);
@@ -209,9 +195,7 @@ impl VolumeHeader {
         if crate::secret::ct_eq(&mac, &self.mac) {
             Ok(())
         } else {
-            Err(Error::HeaderTampered {
-                path: path.to_path_buf(),
-            })
+            Err(Error::HeaderTampered { path: path.to_path_buf() })
         }
     }
 
@@ -241,11 +225,7 @@ impl VolumeHeader {
         if secret.is_empty() {
             return Err(Error::EmptyPassphrase);
         }
-        let index = self
-            .slots
-            .iter()
-            .position(Option::is_none)
-            .ok_or(Error::NoFreeKeyslot)?;
+        let index = self.slots.iter().position(Option::is_none).ok_or(Error::NoFreeKeyslot)?;
         let mut slot = Keyslot {
             kind: SlotKind::Passphrase,
             kdf,
@@ -277,17 +257,8 @@ impl VolumeHeader {
             let cipher = Aes256Gcm::new(kek.expose_secret().into());
             let mut buf = Zeroizing::new([0u8; MASTER_KEY_LEN]);
             buf.copy_from_slice(&slot.wrapped[..MASTER_KEY_LEN]);
-            let tag = Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..])
-                .map_err(|_| Error::WrongPassphrase)?;
-            if cipher
-                .decrypt_inout_detached(
-                    &Nonce::from(slot.nonce),
-                    &aad,
-                    buf.as_mut_slice().into(),
-                    &tag,
-                )
-                .is_ok()
-            {
+            let tag = Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..]).map_err(|_| Error::WrongPassphrase)?;
+            if cipher.decrypt_inout_detached(&Nonce::from(slot.nonce), &aad, buf.as_mut_slice().into(), &tag).is_ok() {
                 let master = MasterKey::from_bytes(*buf);
                 self.verify_mac(&master, path)?;
                 return Ok((master, index));
@@ -305,8 +276,7 @@ impl VolumeHeader {
 fn header_mac(master: &MasterKey, body: &[u8]) -> [u8; 32] {
     let key = derive32(master, LABEL_VOLUME_HEADER_MAC);
     // new_from_slice only fails for key lengths HMAC cannot take; 32 is fine.
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose_secret())
-        .expect("HMAC accepts 32-byte keys");
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose_secret()).expect("HMAC accepts 32-byte keys");
     m.update(body);
     m.finalize().into_bytes().into()
 }
@@ -323,11 +293,7 @@ impl Keyslot {
     fn decode(b: &[u8]) -> Result<Option<Keyslot>, String> {
         match b[0] {
             0 => {
-                return if b.iter().all(|&x| x == 0) {
-                    Ok(None)
-                } else {
-                    Err("empty slot holds data".into())
-                };
+                return if b.iter().all(|&x| x == 0) { Ok(None) } else { Err("empty slot holds data".into()) };
             }
             1 => {}
             s => return Err(format!("unknown slot state {s}")),
@@ -341,32 +307,16 @@ impl Keyslot {
         }
         let mut salt = [0u8; 32];
         salt.copy_from_slice(&b[16..48]);
-        let kdf = KdfParams {
-            memory_kib: u32_at(b, 4),
-            time_cost: u32_at(b, 8),
-            lanes: u32_at(b, 12),
-            salt,
-        };
+        let kdf = KdfParams { memory_kib: u32_at(b, 4), time_cost: u32_at(b, 8), lanes: u32_at(b, 12), salt };
         kdf.check()?;
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&b[48..60]);
         let mut wrapped = [0u8; MASTER_KEY_LEN + 16];
         wrapped.copy_from_slice(&b[60..140]);
         let label_bytes = &b[140..140 + LABEL_LEN];
-        let end = label_bytes
-            .iter()
-            .position(|&c| c == 0)
-            .unwrap_or(LABEL_LEN);
-        let label = std::str::from_utf8(&label_bytes[..end])
-            .map_err(|_| "label is not UTF-8".to_string())?;
-        Ok(Some(Keyslot {
-            kind,
-            kdf,
-            nonce,
-            wrapped,
-            label: label.to_string(),
-            created: u64_at(b, 204),
-        }))
+        let end = label_bytes.iter().position(|&c| c == 0).unwrap_or(LABEL_LEN);
+        let label = std::str::from_utf8(&label_bytes[..end]).map_err(|_| "label is not UTF-8".to_string())?;
+        Ok(Some(Keyslot { kind, kdf, nonce, wrapped, label: label.to_string(), created: u64_at(b, 204) }))
     }
 
     fn encode_into(&self, b: &mut [u8]) {
@@ -393,8 +343,7 @@ mod tests {
         let master = MasterKey::generate().unwrap();
         let mut h = VolumeHeader::new(1_700_000_000).unwrap();
         let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
-        h.add_passphrase_slot(&master, pass, kdf, "operator-1", 1_700_000_000)
-            .unwrap();
+        h.add_passphrase_slot(&master, pass, kdf, "operator-1", 1_700_000_000).unwrap();
         let bytes = h.encode(&master);
         (h, master, bytes)
     }
@@ -420,18 +369,12 @@ mod tests {
         let mut b = bytes.clone();
         b[16] ^= 1;
         let h = VolumeHeader::decode(&b, p).unwrap();
-        assert!(matches!(
-            h.unlock(b"pass phrase 12345", p),
-            Err(Error::HeaderTampered { .. })
-        ));
+        assert!(matches!(h.unlock(b"pass phrase 12345", p), Err(Error::HeaderTampered { .. })));
         // A changed salt breaks the unwrap (bound as associated data).
         let mut b = bytes.clone();
         b[SLOTS_AT + 20] ^= 1;
         let h = VolumeHeader::decode(&b, p).unwrap();
-        assert!(matches!(
-            h.unlock(b"pass phrase 12345", p),
-            Err(Error::WrongPassphrase)
-        ));
+        assert!(matches!(h.unlock(b"pass phrase 12345", p), Err(Error::WrongPassphrase)));
     }
 
     #[test]
@@ -490,16 +433,10 @@ mod tests {
         }
         let mut b = bytes.clone();
         b[8] = 2;
-        assert!(matches!(
-            VolumeHeader::decode(&b, p),
-            Err(Error::FormatTooNew { found: 2, max: 1 })
-        ));
+        assert!(matches!(VolumeHeader::decode(&b, p), Err(Error::FormatTooNew { found: 2, max: 1 })));
         let mut b = bytes;
         b[12] = 4;
-        assert!(matches!(
-            VolumeHeader::decode(&b, p),
-            Err(Error::UnknownFeatures { flags: 4 })
-        ));
+        assert!(matches!(VolumeHeader::decode(&b, p), Err(Error::UnknownFeatures { flags: 4 })));
     }
 
     #[test]
@@ -508,16 +445,9 @@ mod tests {
         let mut h = VolumeHeader::new(0).unwrap();
         let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
         for i in 0..KEYSLOTS {
-            assert_eq!(
-                h.add_passphrase_slot(&master, format!("pass-{i}").as_bytes(), kdf, "", 0)
-                    .unwrap(),
-                i
-            );
+            assert_eq!(h.add_passphrase_slot(&master, format!("pass-{i}").as_bytes(), kdf, "", 0).unwrap(), i);
         }
-        assert!(matches!(
-            h.add_passphrase_slot(&master, b"x", kdf, "", 0),
-            Err(Error::NoFreeKeyslot)
-        ));
+        assert!(matches!(h.add_passphrase_slot(&master, b"x", kdf, "", 0), Err(Error::NoFreeKeyslot)));
         let bytes = h.encode(&master);
         let h = VolumeHeader::decode(&bytes, Path::new("h")).unwrap();
         assert_eq!(h.unlock(b"pass-5", Path::new("h")).unwrap().1, 5);

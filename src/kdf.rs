@@ -31,10 +31,7 @@ impl KdfParams {
     /// Checks parameters read from disk before running the KDF with them.
     pub fn check(&self) -> Result<(), String> {
         if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&self.memory_kib) {
-            return Err(format!(
-                "Argon2 memory {} KiB out of range",
-                self.memory_kib
-            ));
+            return Err(format!("Argon2 memory {} KiB out of range", self.memory_kib));
         }
         if !(1..=MAX_TIME_COST).contains(&self.time_cost) {
             return Err(format!("Argon2 time cost {} out of range", self.time_cost));
@@ -55,9 +52,7 @@ impl KdfParams {
     pub fn derive(&self, secret: &[u8]) -> Result<Key32, Error> {
         self.check().map_err(Error::Kdf)?;
         let mut out = Key32::zeroed();
-        self.argon()?
-            .hash_password_into(secret, &self.salt, out.bytes_mut())
-            .map_err(|e| Error::Kdf(e.to_string()))?;
+        self.argon()?.hash_password_into(secret, &self.salt, out.bytes_mut()).map_err(|e| Error::Kdf(e.to_string()))?;
         Ok(out)
     }
 
@@ -74,12 +69,7 @@ impl KdfParams {
                     MAX_MEMORY_KIB / 1024
                 ))
             })?;
-        let mut p = KdfParams {
-            memory_kib,
-            time_cost: 1,
-            lanes: 1,
-            salt: crate::random::array()?,
-        };
+        let mut p = KdfParams { memory_kib, time_cost: 1, lanes: 1, salt: crate::random::array()? };
         if target.is_zero() {
             return Ok(p);
         }
@@ -104,14 +94,8 @@ mod tests {
         assert_ne!(a.expose_secret(), b.expose_secret());
         let mut q = p;
         q.salt[0] ^= 1;
-        assert_ne!(
-            q.derive(b"correct horse 1").unwrap().expose_secret(),
-            a.expose_secret()
-        );
-        assert_eq!(
-            p.derive(b"correct horse 1").unwrap().expose_secret(),
-            a.expose_secret()
-        );
+        assert_ne!(q.derive(b"correct horse 1").unwrap().expose_secret(), a.expose_secret());
+        assert_eq!(p.derive(b"correct horse 1").unwrap().expose_secret(), a.expose_secret());
     }
 
     #[test]

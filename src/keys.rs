@@ -31,9 +31,7 @@ fn hkdf(master: &MasterKey) -> Hkdf<Sha256> {
 pub fn derive32(master: &MasterKey, label: &[u8]) -> Key32 {
     let mut out = Key32::zeroed();
     // expand only fails for outputs over 255*32 bytes; 32 is always valid.
-    hkdf(master)
-        .expand(label, out.bytes_mut())
-        .expect("HKDF output of 32 bytes is within limits");
+    hkdf(master).expand(label, out.bytes_mut()).expect("HKDF output of 32 bytes is within limits");
     out
 }
 
@@ -84,10 +82,7 @@ mod tests {
         let b = keys.file_key(&[2; 16]);
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert_ne!(keys.names.expose_secret(), keys.xattrs.expose_secret());
-        assert_ne!(
-            keys.names.expose_secret(),
-            keys.link_targets.expose_secret()
-        );
+        assert_ne!(keys.names.expose_secret(), keys.link_targets.expose_secret());
         assert_eq!(keys.file_key(&[1; 16]).expose_secret(), a.expose_secret());
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exitcode;
 pub mod fileheader;
 pub mod header;
+pub mod journal;
 pub mod kdf;
 pub mod keys;
 pub mod names;

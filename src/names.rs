@@ -87,8 +87,7 @@ pub fn classify(entry: &str) -> EntryKind<'_> {
 
 /// Checks a plaintext name the way the kernel and ext4 would.
 pub fn validate(name: &[u8]) -> Result<(), Error> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
-    {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
         return Err(Error::InvalidName);
     }
     if name.len() > NAME_MAX {
@@ -102,57 +101,34 @@ fn siv(key: &Key64) -> Aes256Siv {
 }
 
 /// Encrypts a name for the directory with ID `dir_id`.
-pub fn encrypt_name(
-    key: &Key64,
-    dir_id: &[u8; DIRID_LEN],
-    name: &[u8],
-) -> Result<BackingName, Error> {
+pub fn encrypt_name(key: &Key64, dir_id: &[u8; DIRID_LEN], name: &[u8]) -> Result<BackingName, Error> {
     validate(name)?;
     let ct = siv(key)
         .encrypt([&dir_id[..]], name)
-        .map_err(|_| Error::BadEncryptedName {
-            what: "name encryption failed".into(),
-        })?;
+        .map_err(|_| Error::BadEncryptedName { what: "name encryption failed".into() })?;
     let full = B64.encode(ct);
     if full.len() <= SHORT_MAX {
         return Ok(BackingName::Short(full));
     }
-    let hashed = format!(
-        "{LONG_PREFIX}{}",
-        B64.encode(Sha256::digest(full.as_bytes()))
-    );
+    let hashed = format!("{LONG_PREFIX}{}", B64.encode(Sha256::digest(full.as_bytes())));
     Ok(BackingName::Long { hashed, full })
 }
 
 /// Decrypts an encoded (full) name found in the directory with ID `dir_id`.
-pub fn decrypt_name(
-    key: &Key64,
-    dir_id: &[u8; DIRID_LEN],
-    encoded: &str,
-) -> Result<Vec<u8>, Error> {
+pub fn decrypt_name(key: &Key64, dir_id: &[u8; DIRID_LEN], encoded: &str) -> Result<Vec<u8>, Error> {
     let ct = B64
         .decode(encoded.as_bytes())
-        .map_err(|_| Error::BadEncryptedName {
-            what: format!("{encoded:.40}: not base64url"),
-        })?;
+        .map_err(|_| Error::BadEncryptedName { what: format!("{encoded:.40}: not base64url") })?;
     let name = siv(key)
         .decrypt([&dir_id[..]], &ct)
-        .map_err(|_| Error::BadEncryptedName {
-            what: format!("{encoded:.40}: authentication failed"),
-        })?;
-    validate(&name).map_err(|_| Error::BadEncryptedName {
-        what: format!("{encoded:.40}: not a valid name"),
-    })?;
+        .map_err(|_| Error::BadEncryptedName { what: format!("{encoded:.40}: authentication failed") })?;
+    validate(&name).map_err(|_| Error::BadEncryptedName { what: format!("{encoded:.40}: not a valid name") })?;
     Ok(name)
 }
 
 /// Checks that a long name's side file content hashes to its entry name.
 pub fn long_name_matches(hashed: &str, full: &str) -> bool {
-    hashed
-        == format!(
-            "{LONG_PREFIX}{}",
-            B64.encode(Sha256::digest(full.as_bytes()))
-        )
+    hashed == format!("{LONG_PREFIX}{}", B64.encode(Sha256::digest(full.as_bytes())))
 }
 
 /// Encrypts with a fresh random nonce (symlink targets, xattr values): equal
@@ -161,9 +137,7 @@ pub fn seal_random(key: &Key64, context: &[u8], plain: &[u8]) -> Result<Vec<u8>,
     let nonce: [u8; 16] = crate::random::array()?;
     let ct = siv(key)
         .encrypt([&nonce[..], context], plain)
-        .map_err(|_| Error::BadEncryptedName {
-            what: "encryption failed".into(),
-        })?;
+        .map_err(|_| Error::BadEncryptedName { what: "encryption failed".into() })?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&ct);
     Ok(out)
@@ -172,16 +146,12 @@ pub fn seal_random(key: &Key64, context: &[u8], plain: &[u8]) -> Result<Vec<u8>,
 /// Reverses [`seal_random`].
 pub fn open_random(key: &Key64, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
     if sealed.len() < 32 {
-        return Err(Error::BadEncryptedName {
-            what: "sealed value too short".into(),
-        });
+        return Err(Error::BadEncryptedName { what: "sealed value too short".into() });
     }
     let (nonce, ct) = sealed.split_at(16);
     siv(key)
         .decrypt([nonce, context], ct)
-        .map_err(|_| Error::BadEncryptedName {
-            what: "sealed value fails authentication".into(),
-        })
+        .map_err(|_| Error::BadEncryptedName { what: "sealed value fails authentication".into() })
 }
 
 /// Encrypts a symlink target into the text stored as the backing link target.
@@ -191,9 +161,8 @@ pub fn encrypt_link_target(key: &Key64, target: &[u8]) -> Result<String, Error> 
 
 /// Decrypts a backing link target.
 pub fn decrypt_link_target(key: &Key64, stored: &[u8]) -> Result<Vec<u8>, Error> {
-    let sealed = B64.decode(stored).map_err(|_| Error::BadEncryptedName {
-        what: "symlink target is not base64url".into(),
-    })?;
+    let sealed =
+        B64.decode(stored).map_err(|_| Error::BadEncryptedName { what: "symlink target is not base64url".into() })?;
     open_random(key, b"symlink", &sealed)
 }
 
@@ -202,9 +171,7 @@ pub fn decrypt_link_target(key: &Key64, stored: &[u8]) -> Result<Vec<u8>, Error>
 pub fn encrypt_xattr_name(key: &Key64, name: &[u8]) -> Result<String, Error> {
     let ct = siv(key)
         .encrypt([&b"xattr name"[..]], name)
-        .map_err(|_| Error::BadEncryptedName {
-            what: "xattr name encryption failed".into(),
-        })?;
+        .map_err(|_| Error::BadEncryptedName { what: "xattr name encryption failed".into() })?;
     Ok(format!("user.cv.{}", B64.encode(ct)))
 }
 
@@ -229,12 +196,7 @@ mod tests {
     fn names_round_trip_and_depend_on_the_directory() {
         let k = key();
         let (d1, d2) = ([1u8; 16], [2u8; 16]);
-        for name in [
-            &b"c1.wav"[..],
-            b"a",
-            "caf\u{e9}-\u{1F4DE}.wav".as_bytes(),
-            &[b'x'; 175][..],
-        ] {
+        for name in [&b"c1.wav"[..], b"a", "caf\u{e9}-\u{1F4DE}.wav".as_bytes(), &[b'x'; 175][..]] {
             let a = encrypt_name(&k, &d1, name).unwrap();
             let b = encrypt_name(&k, &d2, name).unwrap();
             assert_ne!(a.entry(), b.entry());
@@ -252,18 +214,13 @@ mod tests {
         let d = [9u8; 16];
         let name = [b'n'; 255];
         let b = encrypt_name(&k, &d, &name).unwrap();
-        let BackingName::Long { hashed, full } = &b else {
-            panic!("255-byte name must be long")
-        };
+        let BackingName::Long { hashed, full } = &b else { panic!("255-byte name must be long") };
         assert!(hashed.len() <= 255 && b.name_file().unwrap().len() <= 255);
         assert_eq!(classify(hashed), EntryKind::Long(hashed));
         assert_eq!(classify(&b.name_file().unwrap()), EntryKind::Internal);
         assert!(long_name_matches(hashed, full));
         assert_eq!(decrypt_name(&k, &d, full).unwrap(), name);
-        assert!(matches!(
-            encrypt_name(&k, &d, &[b'n'; 256]),
-            Err(Error::NameTooLong { len: 256 })
-        ));
+        assert!(matches!(encrypt_name(&k, &d, &[b'n'; 256]), Err(Error::NameTooLong { len: 256 })));
     }
 
     #[test]
@@ -286,10 +243,7 @@ mod tests {
         let a = encrypt_link_target(&k, b"../team-a/c1.wav").unwrap();
         let b = encrypt_link_target(&k, b"../team-a/c1.wav").unwrap();
         assert_ne!(a, b);
-        assert_eq!(
-            decrypt_link_target(&k, a.as_bytes()).unwrap(),
-            b"../team-a/c1.wav"
-        );
+        assert_eq!(decrypt_link_target(&k, a.as_bytes()).unwrap(), b"../team-a/c1.wav");
         let n = encrypt_xattr_name(&k, b"comment").unwrap();
         assert_eq!(decrypt_xattr_name(&k, &n).unwrap(), b"comment");
         assert!(decrypt_xattr_name(&k, "user.other").is_none());

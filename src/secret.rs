@@ -119,26 +119,11 @@ mod tests {
 
     #[test]
     fn passphrase_file_drops_exactly_one_trailing_newline() {
-        assert_eq!(
-            Passphrase::from_file_contents(b"abc\n".to_vec()).expose_secret(),
-            b"abc"
-        );
-        assert_eq!(
-            Passphrase::from_file_contents(b"abc\r\n".to_vec()).expose_secret(),
-            b"abc"
-        );
-        assert_eq!(
-            Passphrase::from_file_contents(b"abc\n\n".to_vec()).expose_secret(),
-            b"abc\n"
-        );
-        assert_eq!(
-            Passphrase::from_file_contents(b"abc".to_vec()).expose_secret(),
-            b"abc"
-        );
-        assert_eq!(
-            Passphrase::from_file_contents(b" a b ".to_vec()).expose_secret(),
-            b" a b "
-        );
+        assert_eq!(Passphrase::from_file_contents(b"abc\n".to_vec()).expose_secret(), b"abc");
+        assert_eq!(Passphrase::from_file_contents(b"abc\r\n".to_vec()).expose_secret(), b"abc");
+        assert_eq!(Passphrase::from_file_contents(b"abc\n\n".to_vec()).expose_secret(), b"abc\n");
+        assert_eq!(Passphrase::from_file_contents(b"abc".to_vec()).expose_secret(), b"abc");
+        assert_eq!(Passphrase::from_file_contents(b" a b ".to_vec()).expose_secret(), b" a b ");
     }
 
     #[test]

@@ -81,33 +81,20 @@ mod tests {
 
     #[test]
     fn sweep_ranges_map_to_exactly_the_sectors_holding_their_bytes() {
-        let offsets = (0..3 * SECTOR_SIZE + 20).step_by(7).chain([
-            SECTOR_SIZE - 1,
-            SECTOR_SIZE,
-            SECTOR_SIZE + 1,
-            10 << 30,
-        ]);
+        let offsets =
+            (0..3 * SECTOR_SIZE + 20).step_by(7).chain([SECTOR_SIZE - 1, SECTOR_SIZE, SECTOR_SIZE + 1, 10 << 30]);
         for off in offsets {
-            for len in [
-                0u64, 1, 15, 16, 17, 4095, 4096, 4097, 8191, 8192, 8193, 100_000,
-            ] {
+            for len in [0u64, 1, 15, 16, 17, 4095, 4096, 4097, 8191, 8192, 8193, 100_000] {
                 let r = sectors_touched(off, len);
                 if len == 0 {
                     assert!(r.is_empty());
                     continue;
                 }
                 assert_eq!(r.start, off / SECTOR_SIZE, "first sector of {off}+{len}");
-                assert_eq!(
-                    r.end - 1,
-                    (off + len - 1) / SECTOR_SIZE,
-                    "last sector of {off}+{len}"
-                );
+                assert_eq!(r.end - 1, (off + len - 1) / SECTOR_SIZE, "last sector of {off}+{len}");
                 for s in r.clone() {
                     let (a, b) = (sector_start(s), sector_start(s) + SECTOR_SIZE);
-                    assert!(
-                        a < off + len && off < b,
-                        "sector {s} must overlap {off}+{len}"
-                    );
+                    assert!(a < off + len && off < b, "sector {s} must overlap {off}+{len}");
                     let whole = covers_whole_sector(off, len, s);
                     assert_eq!(whole, off <= a && off + len >= b);
                 }
@@ -127,10 +114,7 @@ mod tests {
     #[test]
     fn backing_length_classification() {
         assert_eq!(classify_backing_len(8192, 1), BackingLen::Exact);
-        assert_eq!(
-            classify_backing_len(8192 + 100, 1),
-            BackingLen::Excess { trim_to: 8192 }
-        );
+        assert_eq!(classify_backing_len(8192 + 100, 1), BackingLen::Excess { trim_to: 8192 });
         assert_eq!(classify_backing_len(4096, 1), BackingLen::Impossible);
         assert_eq!(classify_backing_len(8000, 4097), BackingLen::Impossible);
     }

@@ -58,38 +58,32 @@ pub struct Unlocked {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Creates a volume in `dir` (missing or empty), with one passphrase keyslot.
+/// `before_header` runs once the directories exist and before the header is
+/// written (the keytool creates the audit journal and its key there), so a
+/// failure in it leaves no mountable volume behind.
 pub fn create(
     dir: &Path,
     secret: &[u8],
     kdf: KdfParams,
     label: &str,
+    before_header: impl FnOnce(&VolumePaths) -> Result<(), Error>,
 ) -> Result<VolumePaths, Error> {
     let paths = VolumePaths::new(dir);
     match fs::read_dir(dir) {
         Ok(mut entries) => {
             if paths.header().exists() {
-                return Err(Error::VolumeExists {
-                    path: dir.to_path_buf(),
-                });
+                return Err(Error::VolumeExists { path: dir.to_path_buf() });
             }
             if entries.next().is_some() {
-                return Err(Error::DirectoryNotEmpty {
-                    path: dir.to_path_buf(),
-                });
+                return Err(Error::DirectoryNotEmpty { path: dir.to_path_buf() });
             }
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::io(dir, e))?;
+            fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
         }
         Err(e) => return Err(Error::io(dir, e)),
     }
@@ -99,15 +93,10 @@ pub fn create(
     let data = paths.data();
     // data/ is the mount's root directory, so its mode is what users of the
     // mount see; the volume directory itself (0700) keeps them off the ciphertext.
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(&data)
-        .map_err(|e| Error::io(&data, e))?;
+    fs::DirBuilder::new().mode(0o755).create(&data).map_err(|e| Error::io(&data, e))?;
     write_dirid(&data, &crate::random::array()?)?;
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(paths.audit())
-        .map_err(|e| Error::io(paths.audit(), e))?;
+    fs::DirBuilder::new().mode(0o700).create(paths.audit()).map_err(|e| Error::io(paths.audit(), e))?;
+    before_header(&paths)?;
     // The header goes last: a volume is only a volume once everything it
     // names exists. An interrupted init leaves a directory without a header,
     // which no daemon will mount; empty it and run init again.
@@ -118,34 +107,19 @@ pub fn create(
 /// Writes a directory ID file into a backing directory (create_new, 0400, synced).
 pub fn write_dirid(dir: &Path, id: &[u8; 16]) -> Result<(), Error> {
     let p = dir.join(DIRID_FILE);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(&p)
-        .map_err(|e| Error::io(&p, e))?;
-    f.write_all(id)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&p, e))
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o400).open(&p).map_err(|e| Error::io(&p, e))?;
+    f.write_all(id).and_then(|_| f.sync_all()).map_err(|e| Error::io(&p, e))
 }
 
 /// Replaces the header atomically: temp file, fsync, rename, fsync directory.
 pub fn write_header(paths: &VolumePaths, bytes: &[u8]) -> Result<(), Error> {
     let tmp = paths.root.join(format!("{HEADER_FILE}.tmp"));
     let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
+    let mut f =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, paths.header()).map_err(|e| Error::io(paths.header(), e))?;
-    File::open(&paths.root)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(&paths.root, e))
+    File::open(&paths.root).and_then(|d| d.sync_all()).map_err(|e| Error::io(&paths.root, e))
 }
 
 /// Reads and parses the header of the volume in `dir`.
@@ -154,23 +128,17 @@ pub fn read_header(dir: &Path) -> Result<VolumeHeader, Error> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
-            return Err(Error::NotAVolume {
-                path: dir.to_path_buf(),
-            });
+            return Err(Error::NotAVolume { path: dir.to_path_buf() });
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::NotAVolume {
-                path: dir.to_path_buf(),
-            });
+            return Err(Error::NotAVolume { path: dir.to_path_buf() });
         }
         Err(e) => return Err(Error::io(dir, e)),
     }
     let bytes = match fs::read(paths.header()) {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::NotAVolume {
-                path: dir.to_path_buf(),
-            });
+            return Err(Error::NotAVolume { path: dir.to_path_buf() });
         }
         Err(e) => return Err(Error::io(paths.header(), e)),
     };
@@ -183,16 +151,9 @@ pub fn unlock(dir: &Path, secret: &[u8]) -> Result<Unlocked, Error> {
     let (master, slot) = header.unlock(secret, &VolumePaths::new(dir).header())?;
     let data = VolumePaths::new(dir).data();
     if !data.is_dir() {
-        return Err(Error::HeaderDamaged {
-            path: data,
-            what: "the volume's data directory is missing".into(),
-        });
+        return Err(Error::HeaderDamaged { path: data, what: "the volume's data directory is missing".into() });
     }
-    Ok(Unlocked {
-        header,
-        keys: VolumeKeys::derive(master),
-        slot,
-    })
+    Ok(Unlocked { header, keys: VolumeKeys::derive(master), slot })
 }
 
 #[cfg(test)]
@@ -208,26 +169,17 @@ mod tests {
     fn create_then_unlock_and_refuse_to_overwrite() {
         let t = tempfile::tempdir().unwrap();
         let v = t.path().join("vol");
-        create(&v, b"a passphrase 123", kdf(), "ops").unwrap();
+        create(&v, b"a passphrase 123", kdf(), "ops", |_| Ok(())).unwrap();
         assert!(v.join("data/.dirid").exists() && v.join("audit").is_dir());
         let u = unlock(&v, b"a passphrase 123").unwrap();
         assert_eq!(u.slot, 0);
         assert!(matches!(unlock(&v, b"nope"), Err(Error::WrongPassphrase)));
-        assert!(matches!(
-            create(&v, b"x", kdf(), ""),
-            Err(Error::VolumeExists { .. })
-        ));
+        assert!(matches!(create(&v, b"x", kdf(), "", |_| Ok(())), Err(Error::VolumeExists { .. })));
         let other = t.path().join("other");
         fs::create_dir(&other).unwrap();
         fs::write(other.join("f"), b"x").unwrap();
-        assert!(matches!(
-            create(&other, b"x", kdf(), ""),
-            Err(Error::DirectoryNotEmpty { .. })
-        ));
+        assert!(matches!(create(&other, b"x", kdf(), "", |_| Ok(())), Err(Error::DirectoryNotEmpty { .. })));
         assert!(matches!(read_header(&other), Err(Error::NotAVolume { .. })));
-        assert!(matches!(
-            read_header(&t.path().join("missing")),
-            Err(Error::NotAVolume { .. })
-        ));
+        assert!(matches!(read_header(&t.path().join("missing")), Err(Error::NotAVolume { .. })));
     }
 }

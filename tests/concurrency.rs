@@ -29,11 +29,7 @@ fn hundred_concurrent_writers_and_readers_stay_correct() {
             b.wait();
             let data = pattern(i as u64, 50_000 + i * 777);
             for chunk in 0..5 {
-                let f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&p)
-                    .unwrap();
+                let f = OpenOptions::new().create(true).append(true).open(&p).unwrap();
                 let part = &data[chunk * data.len() / 5..(chunk + 1) * data.len() / 5];
                 f.write_all_at(part, 0).unwrap(); // O_APPEND: the kernel appends
             }
@@ -66,10 +62,7 @@ fn hundred_concurrent_writers_and_readers_stay_correct() {
                 for (i, chunk) in buf.chunks(REGION).enumerate() {
                     let new = new_region(i);
                     let ok = chunk.iter().zip(&new).all(|(&c, &n)| c == b'.' || c == n);
-                    assert!(
-                        ok,
-                        "reader {r}: region {i} holds bytes that were never written"
-                    );
+                    assert!(ok, "reader {r}: region {i} holds bytes that were never written");
                 }
             }
         }));

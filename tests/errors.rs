@@ -5,12 +5,7 @@ use std::process::{Command, Output, Stdio};
 use crate::harness::{PASSPHRASE, Volume, daemon_bin, keytool};
 
 fn daemon(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(daemon_bin())
-        .args(args)
-        .arg("--allow-all")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    Command::new(daemon_bin()).args(args).arg("--allow-all").stdin(Stdio::null()).output().unwrap()
 }
 
 fn one_line(out: &Output) -> String {
@@ -24,17 +19,10 @@ fn wrong_passphrase_is_refused_with_a_clear_message() {
     let vol = Volume::new();
     let bad = vol.dir.path().join("bad");
     fs::write(&bad, "not the passphrase\n").unwrap();
-    let out = daemon(&[
-        vol.path.as_os_str(),
-        vol.mountpoint().as_os_str(),
-        "--passphrase-file".as_ref(),
-        bad.as_os_str(),
-    ]);
+    let out =
+        daemon(&[vol.path.as_os_str(), vol.mountpoint().as_os_str(), "--passphrase-file".as_ref(), bad.as_os_str()]);
     assert_eq!(out.status.code(), Some(10));
-    assert_eq!(
-        one_line(&out).trim(),
-        "callvaultd: wrong passphrase or keyfile"
-    );
+    assert_eq!(one_line(&out).trim(), "callvaultd: wrong passphrase or keyfile");
     // The trailing newline is not part of the passphrase; without it the same passphrase works.
     fs::write(&vol.pass, PASSPHRASE).unwrap();
     let m = vol.mount();
@@ -50,14 +38,7 @@ fn not_a_volume_damaged_and_newer_headers_are_named() {
     let vol = Volume::new();
     let mnt = vol.mountpoint();
     let pass = vol.pass.as_os_str();
-    let run = |v: &std::path::Path| {
-        daemon(&[
-            v.as_os_str(),
-            mnt.as_os_str(),
-            "--passphrase-file".as_ref(),
-            pass,
-        ])
-    };
+    let run = |v: &std::path::Path| daemon(&[v.as_os_str(), mnt.as_os_str(), "--passphrase-file".as_ref(), pass]);
 
     let empty = vol.dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
@@ -96,14 +77,8 @@ fn not_a_volume_damaged_and_newer_headers_are_named() {
 fn bad_mount_points_and_a_volume_in_use_are_refused() {
     let vol = Volume::new();
     let pass = vol.pass.as_os_str();
-    let run = |mnt: &std::path::Path| {
-        daemon(&[
-            vol.path.as_os_str(),
-            mnt.as_os_str(),
-            "--passphrase-file".as_ref(),
-            pass,
-        ])
-    };
+    let run =
+        |mnt: &std::path::Path| daemon(&[vol.path.as_os_str(), mnt.as_os_str(), "--passphrase-file".as_ref(), pass]);
     let missing = vol.dir.path().join("missing");
     let out = run(&missing);
     assert_eq!(out.status.code(), Some(14));
@@ -137,16 +112,9 @@ fn missing_dev_fuse_is_named() {
         vol.mountpoint().display(),
         vol.pass.display()
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(15),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(15), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(one_line(&out).contains("/dev/fuse is missing"));
 }
 
@@ -169,29 +137,12 @@ fn init_refuses_existing_volumes_and_non_empty_directories() {
     let busy = vol.dir.path().join("busy");
     fs::create_dir(&busy).unwrap();
     fs::write(busy.join("keep.txt"), b"precious").unwrap();
-    let out = keytool(&[
-        "init",
-        busy.to_str().unwrap(),
-        "--passphrase-file",
-        pass,
-        "--kdf-memory",
-        "8",
-        "--kdf-time",
-        "0",
-    ]);
+    let out =
+        keytool(&["init", busy.to_str().unwrap(), "--passphrase-file", pass, "--kdf-memory", "8", "--kdf-time", "0"]);
     assert_eq!(out.status.code(), Some(18));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
-    assert_eq!(
-        fs::read(busy.join("keep.txt")).unwrap(),
-        b"precious",
-        "nothing already stored is touched"
-    );
-    let out = keytool(&[
-        "init",
-        vol.dir.path().join("v2").to_str().unwrap(),
-        "--passphrase-file",
-        "/nonexistent",
-    ]);
+    assert_eq!(fs::read(busy.join("keep.txt")).unwrap(), b"precious", "nothing already stored is touched");
+    let out = keytool(&["init", vol.dir.path().join("v2").to_str().unwrap(), "--passphrase-file", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(17));
 }
 
@@ -201,8 +152,7 @@ fn only_backing_file(vol: &Volume, min_len: u64) -> std::path::PathBuf {
         .into_iter()
         .map(|(p, _)| p)
         .find(|p| {
-            !p.file_name().unwrap().to_string_lossy().starts_with('.')
-                && fs::metadata(p).unwrap().len() >= min_len
+            !p.file_name().unwrap().to_string_lossy().starts_with('.') && fs::metadata(p).unwrap().len() >= min_len
         })
         .expect("backing file")
 }
@@ -232,15 +182,8 @@ fn a_damaged_file_gives_eio_for_that_file_only() {
             // One slot is enough: the other copy of the header still opens the file.
             assert_eq!(r.unwrap(), crate::harness::pattern(5, 20_000));
         } else {
-            assert_eq!(
-                r.unwrap_err().raw_os_error(),
-                Some(libc::EIO),
-                "damage {damage}"
-            );
-            assert!(
-                m.log_text().contains("inode"),
-                "damage {damage} must be logged"
-            );
+            assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EIO), "damage {damage}");
+            assert!(m.log_text().contains("inode"), "damage {damage} must be logged");
         }
         // The rest keeps working, and the damaged file can be listed and removed.
         assert_eq!(fs::read(m.p("d/healthy.wav")).unwrap(), b"fine");
@@ -261,16 +204,10 @@ fn daemon_protects_key_memory() {
         .find_map(|l| l.strip_prefix("VmLck:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .expect("VmLck line");
-    assert!(
-        locked > 0,
-        "the daemon's memory is locked (VmLck {locked} kB)"
-    );
+    assert!(locked > 0, "the daemon's memory is locked (VmLck {locked} kB)");
     // Not dumpable: /proc/PID/mem and core dumps are closed even to the same uid.
-    let dumpable = Command::new("sh")
-        .arg("-c")
-        .arg(format!("grep -c . /proc/{}/coredump_filter", m.pid()))
-        .output()
-        .unwrap();
+    let dumpable =
+        Command::new("sh").arg("-c").arg(format!("grep -c . /proc/{}/coredump_filter", m.pid())).output().unwrap();
     assert!(dumpable.status.success());
     assert!(m.unmount().success());
 }

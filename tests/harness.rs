@@ -20,11 +20,7 @@ fn binary(env: &str, name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let p = target.join("debug").join(name);
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build --workspace --bins` first (or set ${env})",
-        p.display()
-    );
+    assert!(p.exists(), "{} not found: run `cargo build --workspace --bins` first (or set ${env})", p.display());
     p
 }
 
@@ -37,11 +33,7 @@ pub fn keytool_bin() -> PathBuf {
 }
 
 pub fn keytool(args: &[&str]) -> Output {
-    Command::new(keytool_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run callvault-keytool")
+    Command::new(keytool_bin()).args(args).stdin(Stdio::null()).output().expect("run callvault-keytool")
 }
 
 /// A fresh volume in its own temporary directory, with a cheap KDF.
@@ -53,10 +45,7 @@ pub struct Volume {
 
 impl Volume {
     pub fn new() -> Volume {
-        let dir = tempfile::Builder::new()
-            .prefix("cv-test-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("cv-test-").tempdir().expect("tempdir");
         // Other users' processes must reach the mount point inside it.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let path = dir.path().join("vol");
@@ -73,11 +62,7 @@ impl Volume {
             "--kdf-time",
             "0",
         ]);
-        assert!(
-            out.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         Volume { dir, path, pass }
     }
 
@@ -88,8 +73,7 @@ impl Volume {
     }
 
     pub fn mount(&self) -> Mount {
-        self.mount_with(&[])
-            .unwrap_or_else(|(code, err)| panic!("mount failed ({code:?}): {err}"))
+        self.mount_with(&[]).unwrap_or_else(|(code, err)| panic!("mount failed ({code:?}): {err}"))
     }
 
     /// Starts `callvaultd` and waits for its readiness notification. Without
@@ -104,14 +88,10 @@ impl Volume {
             extra.push("--allow-all");
         }
         let mnt = self.mountpoint();
-        let sock_path = self
-            .dir
-            .path()
-            .join(format!("notify-{}.sock", std::process::id()));
+        let sock_path = self.dir.path().join(format!("notify-{}.sock", std::process::id()));
         let _ = fs::remove_file(&sock_path);
         let sock = UnixDatagram::bind(&sock_path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let log = self.dir.path().join("daemon.log");
         let mut child = Command::new(daemon_bin())
             .arg(&self.path)
@@ -128,12 +108,7 @@ impl Volume {
         if let Err(status) = wait_ready(&sock, &mut child) {
             return Err((status, fs::read_to_string(&log).unwrap_or_default()));
         }
-        Ok(Mount {
-            path: mnt,
-            child: Some(child),
-            log,
-            sock,
-        })
+        Ok(Mount { path: mnt, child: Some(child), log, sock })
     }
 }
 
@@ -151,10 +126,7 @@ fn wait_ready(sock: &UnixDatagram, child: &mut Child) -> Result<(), Option<i32>>
         if let Some(status) = child.try_wait().unwrap() {
             return Err(status.code());
         }
-        assert!(
-            Instant::now() < deadline,
-            "callvaultd did not become ready in 60 s"
-        );
+        assert!(Instant::now() < deadline, "callvaultd did not become ready in 60 s");
     }
 }
 
@@ -177,16 +149,8 @@ impl Mount {
 
     /// Unmounts with `fusermount3 -u` and returns the daemon's exit status.
     pub fn unmount(mut self) -> ExitStatus {
-        let out = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.path)
-            .output()
-            .expect("fusermount3");
-        assert!(
-            out.status.success(),
-            "fusermount3 -u: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("fusermount3").arg("-u").arg(&self.path).output().expect("fusermount3");
+        assert!(out.status.success(), "fusermount3 -u: {}", String::from_utf8_lossy(&out.stderr));
         self.child.take().unwrap().wait().unwrap()
     }
 
@@ -200,11 +164,8 @@ impl Mount {
     /// Sends SIGHUP and waits until the daemon reports the reload finished.
     pub fn reload(&mut self) {
         let child = self.child.as_mut().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGHUP)
+            .unwrap();
         wait_ready(&self.sock, child).expect("daemon died during reload");
     }
 

@@ -17,11 +17,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     // Offsets cluster near sector edges, where the bugs live.
-    let off = prop_oneof![
-        0u64..70_000,
-        (0u64..20).prop_map(|s| s * 4096),
-        (1u64..20).prop_map(|s| s * 4096 - 1)
-    ];
+    let off = prop_oneof![0u64..70_000, (0u64..20).prop_map(|s| s * 4096), (1u64..20).prop_map(|s| s * 4096 - 1)];
     prop_oneof![
         5 => (off.clone(), 0usize..20_000, any::<u64>()).prop_map(|(off, len, seed)| Op::Write { off, len, seed }),
         2 => (0u64..80_000).prop_map(Op::Truncate),
@@ -36,11 +32,7 @@ fn random_writes_and_truncates_match_an_in_memory_model() {
     let m = vol.mount();
     let case = std::cell::Cell::new(0u32);
     let ops_run = std::cell::Cell::new(0usize);
-    let config = ProptestConfig {
-        cases: 24,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
+    let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(ops in proptest::collection::vec(op(), 50..250))| {
         case.set(case.get() + 1);
         let path = m.p(&format!("model-{}", case.get()));
@@ -85,10 +77,6 @@ fn random_writes_and_truncates_match_an_in_memory_model() {
         drop(f);
         prop_assert_eq!(std::fs::read(&path).unwrap(), model);
     });
-    assert!(
-        ops_run.get() >= 2000,
-        "only {} operations were checked",
-        ops_run.get()
-    );
+    assert!(ops_run.get() >= 2000, "only {} operations were checked", ops_run.get());
     assert!(m.unmount().success());
 }

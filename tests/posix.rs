@@ -21,26 +21,11 @@ fn open_flags_excl_append_trunc() {
     let vol = Volume::new();
     let m = vol.mount();
     let p = m.p("call.wav");
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&p)
-        .unwrap()
-        .write_all(b"first")
-        .unwrap();
+    OpenOptions::new().write(true).create_new(true).open(&p).unwrap().write_all(b"first").unwrap();
     let again = OpenOptions::new().write(true).create_new(true).open(&p);
-    assert_eq!(
-        errno(again.unwrap_err()),
-        Errno::EEXIST,
-        "O_CREAT|O_EXCL on an existing file"
-    );
+    assert_eq!(errno(again.unwrap_err()), Errno::EEXIST, "O_CREAT|O_EXCL on an existing file");
     // O_CREAT without O_EXCL opens the existing file.
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&p)
-        .unwrap();
+    OpenOptions::new().write(true).create(true).truncate(false).open(&p).unwrap();
     assert_eq!(fs::read(&p).unwrap(), b"first");
     let mut a = OpenOptions::new().append(true).open(&p).unwrap();
     a.write_all(b"+second").unwrap();
@@ -49,13 +34,7 @@ fn open_flags_excl_append_trunc() {
     a.write_all(b"+fourth").unwrap();
     drop((a, b));
     assert_eq!(fs::read(&p).unwrap(), b"first+second+third+fourth");
-    OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&p)
-        .unwrap()
-        .write_all(b"new")
-        .unwrap();
+    OpenOptions::new().write(true).truncate(true).open(&p).unwrap().write_all(b"new").unwrap();
     assert_eq!(fs::read(&p).unwrap(), b"new");
     assert!(m.unmount().success());
 }
@@ -64,13 +43,7 @@ fn open_flags_excl_append_trunc() {
 fn read_write_seek_pread_pwrite() {
     let vol = Volume::new();
     let m = vol.mount();
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(m.p("f"))
-        .unwrap();
+    let mut f = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(m.p("f")).unwrap();
     f.write_all(&pattern(1, 10_000)).unwrap();
     f.seek(SeekFrom::Start(5000)).unwrap();
     f.write_all(b"OVERWRITE").unwrap();
@@ -103,16 +76,9 @@ fn truncate_ftruncate_and_fallocate() {
     let got = fs::read(&p).unwrap();
     assert_eq!(got.len(), 12_000);
     assert_eq!(&got[..5000], &pattern(2, 9000)[..5000]);
-    assert!(
-        got[5000..].iter().all(|&b| b == 0),
-        "bytes after a shrink-then-grow must be zero"
-    );
+    assert!(got[5000..].iter().all(|&b| b == 0), "bytes after a shrink-then-grow must be zero");
     // truncate(2) by path, no open handle.
-    Command::new("truncate")
-        .args(["-s", "100"])
-        .arg(&p)
-        .status()
-        .unwrap();
+    Command::new("truncate").args(["-s", "100"]).arg(&p).status().unwrap();
     assert_eq!(fs::metadata(&p).unwrap().len(), 100);
     // fallocate mode 0 grows the size; KEEP_SIZE does not; both read as zeros.
     fallocate(&f, FallocateFlags::empty(), 0, 50_000).unwrap();
@@ -122,12 +88,7 @@ fn truncate_ftruncate_and_fallocate() {
     let got = fs::read(&p).unwrap();
     assert_eq!(&got[..100], &pattern(2, 100)[..]);
     assert!(got[100..].iter().all(|&b| b == 0));
-    let punch = fallocate(
-        &f,
-        FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
-        0,
-        4096,
-    );
+    let punch = fallocate(&f, FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, 4096);
     assert_eq!(punch, Err(Errno::EOPNOTSUPP), "hole punching is refused");
     f.sync_all().unwrap();
     f.sync_data().unwrap();
@@ -143,27 +104,14 @@ fn directories_mkdir_rmdir_readdir() {
     assert_eq!(errno(fs::create_dir(m.p("d")).unwrap_err()), Errno::EEXIST);
     fs::write(m.p("d/a"), b"a").unwrap();
     fs::create_dir(m.p("d/sub")).unwrap();
-    assert_eq!(
-        errno(fs::remove_dir(m.p("d")).unwrap_err()),
-        Errno::ENOTEMPTY
-    );
-    let out = Command::new("ls")
-        .arg("-a1")
-        .arg(m.p("d"))
-        .output()
-        .unwrap();
+    assert_eq!(errno(fs::remove_dir(m.p("d")).unwrap_err()), Errno::ENOTEMPTY);
+    let out = Command::new("ls").arg("-a1").arg(m.p("d")).output().unwrap();
     let listed = String::from_utf8(out.stdout).unwrap();
     let mut names: Vec<&str> = listed.lines().collect();
     names.sort();
     assert_eq!(names, [".", "..", "a", "sub"]);
-    assert_eq!(
-        errno(fs::remove_dir(m.p("d/a")).unwrap_err()),
-        Errno::ENOTDIR
-    );
-    assert_eq!(
-        errno(fs::remove_file(m.p("d/sub")).unwrap_err()),
-        Errno::EISDIR
-    );
+    assert_eq!(errno(fs::remove_dir(m.p("d/a")).unwrap_err()), Errno::ENOTDIR);
+    assert_eq!(errno(fs::remove_file(m.p("d/sub")).unwrap_err()), Errno::EISDIR);
     fs::remove_file(m.p("d/a")).unwrap();
     fs::remove_dir(m.p("d/sub")).unwrap();
     fs::remove_dir(m.p("d")).unwrap();
@@ -191,22 +139,9 @@ fn rename_replace_noreplace_exchange() {
     fs::rename(m.p("dir/a2"), m.p("b")).unwrap();
     assert_eq!(fs::read(m.p("b")).unwrap(), b"A");
     fs::write(m.p("c"), b"C").unwrap();
-    let noreplace = renameat2(
-        AT_FDCWD,
-        &m.p("c"),
-        AT_FDCWD,
-        &m.p("b"),
-        RenameFlags::RENAME_NOREPLACE,
-    );
+    let noreplace = renameat2(AT_FDCWD, &m.p("c"), AT_FDCWD, &m.p("b"), RenameFlags::RENAME_NOREPLACE);
     assert_eq!(noreplace, Err(Errno::EEXIST));
-    renameat2(
-        AT_FDCWD,
-        &m.p("c"),
-        AT_FDCWD,
-        &m.p("b"),
-        RenameFlags::RENAME_EXCHANGE,
-    )
-    .unwrap();
+    renameat2(AT_FDCWD, &m.p("c"), AT_FDCWD, &m.p("b"), RenameFlags::RENAME_EXCHANGE).unwrap();
     assert_eq!(fs::read(m.p("b")).unwrap(), b"C");
     assert_eq!(fs::read(m.p("c")).unwrap(), b"A");
     // Directories: renamed with their contents, and over an empty directory.
@@ -219,15 +154,8 @@ fn rename_replace_noreplace_exchange() {
     fs::create_dir(m.p("full")).unwrap();
     fs::write(m.p("full/x"), b"x").unwrap();
     fs::create_dir(m.p("other")).unwrap();
-    assert_eq!(
-        errno(fs::rename(m.p("other"), m.p("full")).unwrap_err()),
-        Errno::ENOTEMPTY
-    );
-    assert_eq!(
-        fs::read(m.p("full/x")).unwrap(),
-        b"x",
-        "a failed rename leaves the target intact"
-    );
+    assert_eq!(errno(fs::rename(m.p("other"), m.p("full")).unwrap_err()), Errno::ENOTEMPTY);
+    assert_eq!(fs::read(m.p("full/x")).unwrap(), b"x", "a failed rename leaves the target intact");
     // Long names survive renames in both directions.
     let long = "n".repeat(255);
     fs::rename(m.p("b"), m.p(&long)).unwrap();
@@ -257,25 +185,13 @@ fn symlinks_and_hard_links() {
     let m = vol.mount();
     fs::write(m.p("target.wav"), b"audio").unwrap();
     std::os::unix::fs::symlink("target.wav", m.p("sym")).unwrap();
-    assert_eq!(
-        fs::read_link(m.p("sym")).unwrap().to_str().unwrap(),
-        "target.wav"
-    );
-    assert_eq!(
-        fs::symlink_metadata(m.p("sym")).unwrap().len(),
-        "target.wav".len() as u64
-    );
+    assert_eq!(fs::read_link(m.p("sym")).unwrap().to_str().unwrap(), "target.wav");
+    assert_eq!(fs::symlink_metadata(m.p("sym")).unwrap().len(), "target.wav".len() as u64);
     assert_eq!(fs::read(m.p("sym")).unwrap(), b"audio");
     std::os::unix::fs::symlink("/an/absolute/dangling/target", m.p("dangling")).unwrap();
-    assert_eq!(
-        fs::read_link(m.p("dangling")).unwrap().to_str().unwrap(),
-        "/an/absolute/dangling/target"
-    );
+    assert_eq!(fs::read_link(m.p("dangling")).unwrap().to_str().unwrap(), "/an/absolute/dangling/target");
     fs::hard_link(m.p("target.wav"), m.p("hard.wav")).unwrap();
-    let (a, b) = (
-        fs::metadata(m.p("target.wav")).unwrap(),
-        fs::metadata(m.p("hard.wav")).unwrap(),
-    );
+    let (a, b) = (fs::metadata(m.p("target.wav")).unwrap(), fs::metadata(m.p("hard.wav")).unwrap());
     assert_eq!(a.ino(), b.ino());
     assert_eq!(a.nlink(), 2);
     fs::write(m.p("hard.wav"), b"changed").unwrap();
@@ -283,10 +199,7 @@ fn symlinks_and_hard_links() {
     fs::remove_file(m.p("target.wav")).unwrap();
     assert_eq!(fs::metadata(m.p("hard.wav")).unwrap().nlink(), 1);
     assert_eq!(fs::read(m.p("hard.wav")).unwrap(), b"changed");
-    assert_eq!(
-        errno(fs::hard_link(m.p("hard.wav"), m.p("hard.wav")).unwrap_err()),
-        Errno::EEXIST
-    );
+    assert_eq!(errno(fs::hard_link(m.p("hard.wav"), m.p("hard.wav")).unwrap_err()), Errno::EEXIST);
     assert!(m.unmount().success());
 }
 
@@ -315,18 +228,8 @@ fn chmod_chown_and_nanosecond_times() {
     assert_eq!(fs::metadata(&p).unwrap().mtime_nsec(), 987_654_321);
     // Symlink times are the link's own (lutimes).
     std::os::unix::fs::symlink("meta", m.p("l")).unwrap();
-    utimensat(
-        AT_FDCWD,
-        &m.p("l"),
-        &at,
-        &at,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .unwrap();
-    assert_eq!(
-        fs::symlink_metadata(m.p("l")).unwrap().mtime(),
-        1_600_000_000
-    );
+    utimensat(AT_FDCWD, &m.p("l"), &at, &at, UtimensatFlags::NoFollowSymlink).unwrap();
+    assert_eq!(fs::symlink_metadata(m.p("l")).unwrap().mtime(), 1_600_000_000);
     assert_eq!(fs::metadata(&p).unwrap().mtime(), 1_700_000_000);
     assert!(m.unmount().success());
 }
@@ -347,53 +250,21 @@ fn user_xattrs_round_trip_and_other_namespaces_are_refused() {
     let m = vol.mount();
     let p = m.p("x");
     fs::write(&p, b"x").unwrap();
-    let set = Command::new("setfattr")
-        .args(["-n", "user.agent", "-v", "alice-42"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
-    );
-    let get = Command::new("getfattr")
-        .args(["--only-values", "-n", "user.agent"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let set = Command::new("setfattr").args(["-n", "user.agent", "-v", "alice-42"]).arg(&p).output().unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let get = Command::new("getfattr").args(["--only-values", "-n", "user.agent"]).arg(&p).output().unwrap();
     assert_eq!(get.stdout, b"alice-42");
-    let list = Command::new("getfattr")
-        .args(["-d", "--absolute-names"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let list = Command::new("getfattr").args(["-d", "--absolute-names"]).arg(&p).output().unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("user.agent=\"alice-42\""));
-    let rm = Command::new("setfattr")
-        .args(["-x", "user.agent"])
-        .arg(&p)
-        .status()
-        .unwrap();
+    let rm = Command::new("setfattr").args(["-x", "user.agent"]).arg(&p).status().unwrap();
     assert!(rm.success());
-    let gone = Command::new("getfattr")
-        .args(["-n", "user.agent"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let gone = Command::new("getfattr").args(["-n", "user.agent"]).arg(&p).output().unwrap();
     assert!(!gone.status.success());
-    let trusted = Command::new("setfattr")
-        .args(["-n", "trusted.x", "-v", "1"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let trusted = Command::new("setfattr").args(["-n", "trusted.x", "-v", "1"]).arg(&p).output().unwrap();
     assert!(!trusted.status.success());
     assert!(String::from_utf8_lossy(&trusted.stderr).contains("Operation not supported"));
     // The backing xattr names and values are encrypted.
-    Command::new("setfattr")
-        .args(["-n", "user.secretname", "-v", "secretvalue"])
-        .arg(&p)
-        .status()
-        .unwrap();
+    Command::new("setfattr").args(["-n", "user.secretname", "-v", "secretvalue"]).arg(&p).status().unwrap();
     assert!(m.unmount().success());
     let dump = Command::new("getfattr")
         .args(["-R", "-d", "-m", "-", "--absolute-names"])
@@ -401,10 +272,7 @@ fn user_xattrs_round_trip_and_other_namespaces_are_refused() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&dump.stdout);
-    assert!(
-        text.contains("user.cv."),
-        "expected encrypted xattrs in the backing tree"
-    );
+    assert!(text.contains("user.cv."), "expected encrypted xattrs in the backing tree");
     assert!(!text.contains("secretname") && !text.contains("secretvalue"));
 }
 
@@ -418,34 +286,17 @@ fn names_up_to_255_bytes_and_refusals() {
         fs::write(m.p(&name), name.as_bytes()).unwrap();
         assert_eq!(fs::read(m.p(&name)).unwrap(), name.as_bytes());
     }
-    let listed: Vec<String> = fs::read_dir(&m.path)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(
-        listed.iter().any(|n| n.len() == 255),
-        "a 255-byte name is listed"
-    );
+    let listed: Vec<String> =
+        fs::read_dir(&m.path).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(listed.iter().any(|n| n.len() == 255), "a 255-byte name is listed");
     let too_long = "y".repeat(256);
-    assert_eq!(
-        errno(fs::write(m.p(&too_long), b"").unwrap_err()),
-        Errno::ENAMETOOLONG
-    );
+    assert_eq!(errno(fs::write(m.p(&too_long), b"").unwrap_err()), Errno::ENAMETOOLONG);
     // Device nodes are refused; named pipes work.
-    let dev = Command::new("mknod")
-        .arg(m.p("dev"))
-        .args(["c", "1", "3"])
-        .output()
-        .unwrap();
+    let dev = Command::new("mknod").arg(m.p("dev")).args(["c", "1", "3"]).output().unwrap();
     assert!(!dev.status.success(), "character devices are refused");
     let fifo = Command::new("mkfifo").arg(m.p("fifo")).status().unwrap();
     assert!(fifo.success());
-    assert!(
-        fs::symlink_metadata(m.p("fifo"))
-            .unwrap()
-            .file_type()
-            .is_fifo_like()
-    );
+    assert!(fs::symlink_metadata(m.p("fifo")).unwrap().file_type().is_fifo_like());
     assert!(m.unmount().success());
 }
 
@@ -467,25 +318,10 @@ fn copy_tools_preserve_a_tree() {
     fs::write(src.join("team-a/2026-11-25/c1.wav"), pattern(4, 300_000)).unwrap();
     fs::write(src.join("team-a/notes"), b"n").unwrap();
     std::os::unix::fs::symlink("notes", src.join("team-a/link")).unwrap();
-    let cp = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(m.p("copy"))
-        .status()
-        .unwrap();
+    let cp = Command::new("cp").arg("-a").arg(&src).arg(m.p("copy")).status().unwrap();
     assert!(cp.success());
-    let diff = Command::new("diff")
-        .arg("-r")
-        .arg("--no-dereference")
-        .arg(&src)
-        .arg(m.p("copy"))
-        .output()
-        .unwrap();
-    assert!(
-        diff.status.success(),
-        "{}",
-        String::from_utf8_lossy(&diff.stdout)
-    );
+    let diff = Command::new("diff").arg("-r").arg("--no-dereference").arg(&src).arg(m.p("copy")).output().unwrap();
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
     let tar = Command::new("tar")
         .arg("-C")
         .arg(m.p("copy"))
@@ -496,32 +332,13 @@ fn copy_tools_preserve_a_tree() {
         .unwrap();
     assert!(tar.success());
     fs::create_dir(m.p("untar")).unwrap();
-    let untar = Command::new("tar")
-        .arg("-C")
-        .arg(m.p("untar"))
-        .arg("-xf")
-        .arg(vol.dir.path().join("t.tar"))
-        .status()
-        .unwrap();
+    let untar =
+        Command::new("tar").arg("-C").arg(m.p("untar")).arg("-xf").arg(vol.dir.path().join("t.tar")).status().unwrap();
     assert!(untar.success());
-    let diff = Command::new("diff")
-        .arg("-r")
-        .arg("--no-dereference")
-        .arg(&src)
-        .arg(m.p("untar"))
-        .output()
-        .unwrap();
-    assert!(
-        diff.status.success(),
-        "{}",
-        String::from_utf8_lossy(&diff.stdout)
-    );
+    let diff = Command::new("diff").arg("-r").arg("--no-dereference").arg(&src).arg(m.p("untar")).output().unwrap();
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
     let e = fs::File::open(m.p("nope")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
-    let _ = OpenOptions::new()
-        .custom_flags(0)
-        .read(true)
-        .open(m.p("copy/team-a/notes"))
-        .unwrap();
+    let _ = OpenOptions::new().custom_flags(0).read(true).open(m.p("copy/team-a/notes")).unwrap();
     assert!(m.unmount().success());
 }

@@ -28,13 +28,7 @@ fn walk(root: &Path, rel: &str, out: &mut BTreeMap<String, Seen>) {
         let (kind, content) = if md.is_dir() {
             ("dir", Vec::new())
         } else if md.file_type().is_symlink() {
-            (
-                "symlink",
-                fs::read_link(e.path())
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes(),
-            )
+            ("symlink", fs::read_link(e.path()).unwrap().into_os_string().into_encoded_bytes())
         } else {
             ("file", fs::read(e.path()).unwrap())
         };
@@ -62,55 +56,28 @@ fn remount_shows_identical_data_names_sizes_modes_and_times() {
     let m = vol.mount();
     fs::create_dir_all(m.p("team-a/2026/11")).unwrap();
     fs::create_dir(m.p("team-b")).unwrap();
-    for (i, size) in [0usize, 1, 4096, 4097, 123_457, 2_000_000]
-        .iter()
-        .enumerate()
-    {
+    for (i, size) in [0usize, 1, 4096, 4097, 123_457, 2_000_000].iter().enumerate() {
         let p = m.p(&format!("team-a/2026/11/call-{i}.wav"));
         fs::write(&p, pattern(i as u64, *size)).unwrap();
-        fs::set_permissions(
-            &p,
-            fs::Permissions::from_mode(0o600 + (i as u32 % 2) * 0o40),
-        )
-        .unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600 + (i as u32 % 2) * 0o40)).unwrap();
     }
     fs::write(m.p("team-b/ünïcødé name ☎.wav"), b"unicode").unwrap();
     std::os::unix::fs::symlink("../team-a/2026/11/call-3.wav", m.p("team-b/latest")).unwrap();
     std::os::unix::fs::lchown(m.p("team-b/latest"), Some(77), Some(88)).unwrap();
     std::os::unix::fs::chown(m.p("team-a/2026/11/call-1.wav"), Some(1001), Some(1002)).unwrap();
     let t = TimeSpec::new(1_234_567_890, 123_456_789);
-    utimensat(
-        AT_FDCWD,
-        &m.p("team-a/2026/11/call-5.wav"),
-        &t,
-        &t,
-        UtimensatFlags::FollowSymlink,
-    )
-    .unwrap();
-    utimensat(
-        AT_FDCWD,
-        &m.p("team-b"),
-        &t,
-        &t,
-        UtimensatFlags::FollowSymlink,
-    )
-    .unwrap();
+    utimensat(AT_FDCWD, &m.p("team-a/2026/11/call-5.wav"), &t, &t, UtimensatFlags::FollowSymlink).unwrap();
+    utimensat(AT_FDCWD, &m.p("team-b"), &t, &t, UtimensatFlags::FollowSymlink).unwrap();
     let mut before = BTreeMap::new();
     walk(&m.path, "", &mut before);
-    assert!(
-        m.unmount().success(),
-        "the daemon exits 0 after fusermount3 -u"
-    );
+    assert!(m.unmount().success(), "the daemon exits 0 after fusermount3 -u");
 
     let m = vol.mount();
     let mut after = BTreeMap::new();
     walk(&m.path, "", &mut after);
     assert_eq!(before.len(), 12);
     assert_eq!(before, after);
-    assert_eq!(
-        after["/team-a/2026/11/call-5.wav"].mtime,
-        (1_234_567_890, 123_456_789)
-    );
+    assert_eq!(after["/team-a/2026/11/call-5.wav"].mtime, (1_234_567_890, 123_456_789));
     // SIGTERM also unmounts cleanly with everything flushed.
     fs::write(m.p("late.wav"), pattern(9, 10_000)).unwrap();
     let status = m.stop_with(nix::sys::signal::Signal::SIGTERM);
@@ -130,10 +97,7 @@ fn read_only_mount_serves_data_and_refuses_changes() {
     assert_eq!(fs::read(m.p("kept.wav")).unwrap(), b"recording");
     let e = fs::write(m.p("new.wav"), b"x").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
-    let e = fs::OpenOptions::new()
-        .write(true)
-        .open(m.p("kept.wav"))
-        .unwrap_err();
+    let e = fs::OpenOptions::new().write(true).open(m.p("kept.wav")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
     assert!(m.unmount().success());
 }

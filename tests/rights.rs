@@ -57,9 +57,7 @@ fn recorder_writes_blind_qa_reads_its_team_others_and_root_are_denied() {
     prepare_tree(&vol);
     let policy = vol.dir.path().join("policy.toml");
     fs::write(&policy, issue_policy(&u)).unwrap();
-    let m = vol
-        .mount_with(&["--policy", policy.to_str().unwrap()])
-        .unwrap();
+    let m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
     let c1 = m.p("team-a/c1.wav");
     let c1s = c1.to_str().unwrap();
 
@@ -73,72 +71,31 @@ printf 'XX' | dd of="$1" bs=1 seek=4 conv=notrunc status=none
 exec 3>>"$1"; printf 'frame2' >&3; exec 3>&-"#,
         &[c1s],
     );
-    assert!(
-        w.status.success(),
-        "recorder write: {}",
-        String::from_utf8_lossy(&w.stderr)
-    );
+    assert!(w.status.success(), "recorder write: {}", String::from_utf8_lossy(&w.stderr));
     // ... and cannot read it back.
-    assert!(
-        denied(&as_user(&recorder, r#"cat "$1""#, &[c1s])),
-        "recorder must not read back"
-    );
+    assert!(denied(&as_user(&recorder, r#"cat "$1""#, &[c1s])), "recorder must not read back");
     // A member of qa-team-a (a supplementary group) plays team A's call ...
     let r = as_user(&alice, r#"cat "$1""#, &[c1s]);
-    assert!(
-        r.status.success(),
-        "alice: {}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    assert!(r.status.success(), "alice: {}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(r.stdout, b"RIFFXX00WAVEdataframe1frame2");
     // ... and nothing of team B.
     let c2 = m.p("team-b/c2.wav");
-    assert!(denied(&as_user(
-        &alice,
-        r#"cat "$1""#,
-        &[c2.to_str().unwrap()]
-    )));
+    assert!(denied(&as_user(&alice, r#"cat "$1""#, &[c2.to_str().unwrap()])));
     let ls = as_user(&alice, r#"ls "$1""#, &[m.path.to_str().unwrap()]);
-    assert_eq!(
-        String::from_utf8_lossy(&ls.stdout).trim(),
-        "team-a",
-        "team-b is not even listed"
-    );
-    assert!(
-        denied(&as_user(&alice, r#"printf x > "$1""#, &[c1s])),
-        "QA cannot change recordings"
-    );
-    assert!(
-        denied(&as_user(&alice, r#"rm -f "$1""#, &[c1s])),
-        "QA cannot delete recordings"
-    );
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "team-a", "team-b is not even listed");
+    assert!(denied(&as_user(&alice, r#"printf x > "$1""#, &[c1s])), "QA cannot change recordings");
+    assert!(denied(&as_user(&alice, r#"rm -f "$1""#, &[c1s])), "QA cannot delete recordings");
     // Someone with no grant gets nothing, not even a listing.
     for p in [&c1, &c2] {
-        assert!(denied(&as_user(
-            &bob,
-            r#"cat "$1""#,
-            &[p.to_str().unwrap()]
-        )));
+        assert!(denied(&as_user(&bob, r#"cat "$1""#, &[p.to_str().unwrap()])));
     }
-    assert!(denied(&as_user(
-        &bob,
-        r#"ls "$1""#,
-        &[m.path.to_str().unwrap()]
-    )));
+    assert!(denied(&as_user(&bob, r#"ls "$1""#, &[m.path.to_str().unwrap()])));
     // Root is no exception.
     for p in [&c1, &c2] {
         let e = fs::read(p).unwrap_err();
-        assert_eq!(
-            e.raw_os_error(),
-            Some(libc::EACCES),
-            "root reading {}",
-            p.display()
-        );
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES), "root reading {}", p.display());
     }
-    assert_eq!(
-        fs::remove_file(&c1).unwrap_err().raw_os_error(),
-        Some(libc::EACCES)
-    );
+    assert_eq!(fs::remove_file(&c1).unwrap_err().raw_os_error(), Some(libc::EACCES));
     assert!(m.unmount().success());
 }
 
@@ -149,15 +106,10 @@ fn sighup_widens_and_narrows_access_and_open_handles_keep_their_rights() {
     let vol = Volume::new();
     prepare_tree(&vol);
     let policy = vol.dir.path().join("policy.toml");
-    let grant = |paths: &str| {
-        format!(
-            "[[grant]]\nusers = [\"{carol}\"]\npaths = [{paths}]\nrights = [\"list\", \"read\"]\n"
-        )
-    };
+    let grant =
+        |paths: &str| format!("[[grant]]\nusers = [\"{carol}\"]\npaths = [{paths}]\nrights = [\"list\", \"read\"]\n");
     fs::write(&policy, grant("\"/team-a/**\"")).unwrap();
-    let mut m = vol
-        .mount_with(&["--policy", policy.to_str().unwrap()])
-        .unwrap();
+    let mut m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
     let c2 = m.p("team-b/c2.wav");
     let c2s = c2.to_str().unwrap();
     assert!(denied(&as_user(&carol, r#"cat "$1""#, &[c2s])));
@@ -166,25 +118,11 @@ fn sighup_widens_and_narrows_access_and_open_handles_keep_their_rights() {
     fs::write(&policy, grant("\"/team-a/**\", \"/team-b/**\"")).unwrap();
     m.reload();
     let out = as_user(&carol, r#"cat "$1""#, &[c2s]);
-    assert_eq!(
-        out.stdout,
-        b"team b call",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.stdout, b"team b call", "{}", String::from_utf8_lossy(&out.stderr));
 
     // A handle opened now survives the narrowing; new opens do not.
     let mut holder = Command::new("runuser")
-        .args([
-            "-u",
-            &carol,
-            "--",
-            "sh",
-            "-c",
-            r#"exec 3<"$1"; echo opened; read go; cat <&3"#,
-            "sh",
-            c2s,
-        ])
+        .args(["-u", &carol, "--", "sh", "-c", r#"exec 3<"$1"; echo opened; read go; cat <&3"#, "sh", c2s])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -195,36 +133,19 @@ fn sighup_widens_and_narrows_access_and_open_handles_keep_their_rights() {
     assert_eq!(line, "opened\n");
     fs::write(&policy, grant("\"/team-a/**\"")).unwrap();
     m.reload();
-    assert!(
-        denied(&as_user(&carol, r#"cat "$1""#, &[c2s])),
-        "narrowed: new opens are denied"
-    );
+    assert!(denied(&as_user(&carol, r#"cat "$1""#, &[c2s])), "narrowed: new opens are denied");
     holder.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
     assert!(holder.wait().unwrap().success());
-    assert_eq!(
-        rest, b"team b call",
-        "the handle opened before the reload keeps its read right"
-    );
+    assert_eq!(rest, b"team b call", "the handle opened before the reload keeps its read right");
 
     // A bad policy at reload keeps the old one in force, and says why.
-    fs::write(
-        &policy,
-        "[[grant]]\nusers = [\"nobody-such-user-x\"]\npaths = [\"/**\"]\nrights = [\"read\"]\n",
-    )
-    .unwrap();
+    fs::write(&policy, "[[grant]]\nusers = [\"nobody-such-user-x\"]\npaths = [\"/**\"]\nrights = [\"read\"]\n")
+        .unwrap();
     m.reload();
-    assert!(
-        m.log_text().contains("policy reload refused"),
-        "{}",
-        m.log_text()
-    );
-    assert!(
-        m.log_text().contains(":2:"),
-        "the log names the line: {}",
-        m.log_text()
-    );
+    assert!(m.log_text().contains("policy reload refused"), "{}", m.log_text());
+    assert!(m.log_text().contains(":2:"), "the log names the line: {}", m.log_text());
     assert!(denied(&as_user(&carol, r#"cat "$1""#, &[c2s])));
     assert!(m.unmount().success());
 }
@@ -234,31 +155,15 @@ fn invalid_or_missing_policy_refuses_to_start() {
     let vol = Volume::new();
     let policy = vol.dir.path().join("policy.toml");
     let cases = [
-        (
-            "[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"raed\"]\n",
-            ":4:",
-            "unknown right",
-        ),
-        (
-            "[[grant]]\nusers = [\"no-such-user-cv\"]\npaths = [\"/**\"]\nrights = [\"read\"]\n",
-            ":2:",
-            "unknown user",
-        ),
+        ("[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"raed\"]\n", ":4:", "unknown right"),
+        ("[[grant]]\nusers = [\"no-such-user-cv\"]\npaths = [\"/**\"]\nrights = [\"read\"]\n", ":2:", "unknown user"),
         (
             "[[grant]]\ngroups = [\"no-such-group-cv\"]\npaths = [\"/**\"]\nrights = [\"read\"]\n",
             ":2:",
             "unknown group",
         ),
-        (
-            "[[grant]]\nusers = [\"root\"]\npaths = [\"/[\"]\nrights = [\"read\"]\n",
-            ":3:",
-            "glob",
-        ),
-        (
-            "[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"read\"]\ncolour = 1\n",
-            ":5:",
-            "unknown",
-        ),
+        ("[[grant]]\nusers = [\"root\"]\npaths = [\"/[\"]\nrights = [\"read\"]\n", ":3:", "glob"),
+        ("[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"read\"]\ncolour = 1\n", ":5:", "unknown"),
     ];
     for (text, line, what) in cases {
         fs::write(&policy, text).unwrap();
@@ -266,10 +171,7 @@ fn invalid_or_missing_policy_refuses_to_start() {
             panic!("a policy with {what} was accepted");
         };
         assert_eq!(code, Some(19), "{err}");
-        assert!(
-            err.contains(policy.to_str().unwrap()) && err.contains(line) && err.contains(what),
-            "{err}"
-        );
+        assert!(err.contains(policy.to_str().unwrap()) && err.contains(line) && err.contains(what), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
     // Neither --policy nor --allow-all: refused, deny by default.
@@ -296,41 +198,14 @@ fn keytool_checks_and_explains_policies() {
     let p = policy.to_str().unwrap();
     let out = crate::harness::keytool(&["policy", "check", p]);
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("{p}: ok, 2 grants")
-    );
-    let out = crate::harness::keytool(&[
-        "policy",
-        "explain",
-        p,
-        "--user",
-        &alice,
-        "/team-a/c1.wav",
-        "read",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{p}: ok, 2 grants"));
+    let out = crate::harness::keytool(&["policy", "explain", p, "--user", &alice, "/team-a/c1.wav", "read"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("grant #2"));
-    let out = crate::harness::keytool(&[
-        "policy",
-        "explain",
-        p,
-        "--user",
-        &alice,
-        "/team-b/c2.wav",
-        "read",
-    ]);
+    let out = crate::harness::keytool(&["policy", "explain", p, "--user", &alice, "/team-b/c2.wav", "read"]);
     assert_eq!(out.status.code(), Some(20));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("denied"));
-    fs::write(
-        &policy,
-        "[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"raed\"]\n",
-    )
-    .unwrap();
+    fs::write(&policy, "[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"raed\"]\n").unwrap();
     let out = crate::harness::keytool(&["policy", "check", p]);
     assert_eq!(out.status.code(), Some(19));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{p}:4:")));

@@ -15,22 +15,14 @@ pub struct Users {
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run user administration command");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
 impl Users {
     pub fn new() -> Users {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Users {
-            users: Vec::new(),
-            groups: Vec::new(),
-            tag: format!("{}x{n}", std::process::id() % 100_000),
-        }
+        Users { users: Vec::new(), groups: Vec::new(), tag: format!("{}x{n}", std::process::id() % 100_000) }
     }
 
     /// The real name of the logical name `name` in this test.
@@ -80,9 +72,5 @@ impl Drop for Users {
 /// Runs `sh -c script` as `user` (runuser: a real process with that user's
 /// uid, gid and supplementary groups). Extra arguments are $1, $2, ...
 pub fn as_user(user: &str, script: &str, args: &[&str]) -> Output {
-    Command::new("runuser")
-        .args(["-u", user, "--", "sh", "-c", script, "sh"])
-        .args(args)
-        .output()
-        .expect("runuser")
+    Command::new("runuser").args(["-u", user, "--", "sh", "-c", script, "sh"]).args(args).output().expect("runuser")
 }

@@ -28,6 +28,14 @@ pub struct Args {
     /// Run without access control: every user may do everything. Logged.
     #[arg(long, conflicts_with = "policy")]
     pub allow_all: bool,
+    /// Also forward every audit record to the local syslog socket (RFC 5424),
+    /// so a central log server keeps a copy.
+    #[arg(long)]
+    pub syslog: bool,
+    /// Run without the audit journal. PCI DSS 10 requires the journal; this
+    /// exists to measure its cost. Logged as a warning.
+    #[arg(long)]
+    pub no_audit: bool,
     /// Mount read-only.
     #[arg(long)]
     pub read_only: bool,

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
+    FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use log::debug;
 use nix::errno::Errno;
@@ -63,11 +62,7 @@ fn fuse_attr(a: &Attr) -> FileAttr {
 }
 
 fn caller(req: &Request) -> Caller {
-    Caller {
-        uid: req.uid(),
-        gid: req.gid(),
-        pid: req.pid(),
-    }
+    Caller { uid: req.uid(), gid: req.gid(), pid: req.pid() }
 }
 
 fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
@@ -132,14 +127,7 @@ impl Filesystem for CallvaultFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let ch = SetAttr {
-            mode,
-            uid,
-            gid,
-            size,
-            atime: set_time(atime),
-            mtime: set_time(mtime),
-        };
+        let ch = SetAttr { mode, uid, gid, size, atime: set_time(atime), mtime: set_time(mtime) };
         match self.vault.setattr(ino.0, ch, fh.map(|f| f.0), &caller(req)) {
             Ok(a) => reply.attr(&TTL, &fuse_attr(&a)),
             Err(e) => reply.error(fail("setattr", e)),
@@ -163,28 +151,14 @@ impl Filesystem for CallvaultFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        match self
-            .vault
-            .mknod(parent.0, name.as_bytes(), mode, umask, &caller(req))
-        {
+        match self.vault.mknod(parent.0, name.as_bytes(), mode, umask, &caller(req)) {
             Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
             Err(e) => reply.error(fail("mknod", e)),
         }
     }
 
-    fn mkdir(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        reply: ReplyEntry,
-    ) {
-        match self
-            .vault
-            .mkdir(parent.0, name.as_bytes(), mode, umask, &caller(req))
-        {
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        match self.vault.mkdir(parent.0, name.as_bytes(), mode, umask, &caller(req)) {
             Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
             Err(e) => reply.error(fail("mkdir", e)),
         }
@@ -204,20 +178,8 @@ impl Filesystem for CallvaultFs {
         }
     }
 
-    fn symlink(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        link_name: &OsStr,
-        target: &Path,
-        reply: ReplyEntry,
-    ) {
-        match self.vault.symlink(
-            parent.0,
-            link_name.as_bytes(),
-            target.as_os_str().as_bytes(),
-            &caller(req),
-        ) {
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        match self.vault.symlink(parent.0, link_name.as_bytes(), target.as_os_str().as_bytes(), &caller(req)) {
             Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
             Err(e) => reply.error(fail("symlink", e)),
         }
@@ -233,31 +195,15 @@ impl Filesystem for CallvaultFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match self.vault.rename(
-            parent.0,
-            name.as_bytes(),
-            newparent.0,
-            newname.as_bytes(),
-            flags.bits(),
-            &caller(req),
-        ) {
+        match self.vault.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), flags.bits(), &caller(req))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("rename", e)),
         }
     }
 
-    fn link(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        newparent: INodeNo,
-        newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        match self
-            .vault
-            .link(ino.0, newparent.0, newname.as_bytes(), &caller(req))
-        {
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        match self.vault.link(ino.0, newparent.0, newname.as_bytes(), &caller(req)) {
             Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
             Err(e) => reply.error(fail("link", e)),
         }
@@ -305,14 +251,7 @@ impl Filesystem for CallvaultFs {
         }
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         match self.vault.flush(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("flush", e)),
@@ -335,14 +274,7 @@ impl Filesystem for CallvaultFs {
         }
     }
 
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
         match self.vault.fsync(fh.0, datasync) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("fsync", e)),
@@ -356,51 +288,25 @@ impl Filesystem for CallvaultFs {
         }
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let dir = match self.vault.readdir(fh.0) {
             Ok(d) => d,
             Err(e) => return reply.error(fail("readdir", e)),
         };
         for (i, e) in dir.entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(
-                INodeNo(e.ino),
-                i as u64 + 1,
-                file_type(e.kind),
-                OsStr::from_bytes(&e.name),
-            ) {
+            if reply.add(INodeNo(e.ino), i as u64 + 1, file_type(e.kind), OsStr::from_bytes(&e.name)) {
                 break;
             }
         }
         reply.ok();
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         self.vault.releasedir(fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         match self.vault.fsyncdir(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("fsyncdir", e)),
@@ -409,9 +315,7 @@ impl Filesystem for CallvaultFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         match self.vault.statfs() {
-            Ok(s) => reply.statfs(
-                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
-            ),
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
             Err(e) => reply.error(fail("statfs", e)),
         }
     }
@@ -426,10 +330,7 @@ impl Filesystem for CallvaultFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match self
-            .vault
-            .setxattr(ino.0, name.as_bytes(), value, flags, &caller(req))
-        {
+        match self.vault.setxattr(ino.0, name.as_bytes(), value, flags, &caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("setxattr", e)),
         }
@@ -466,17 +367,8 @@ impl Filesystem for CallvaultFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self
-            .vault
-            .create(parent.0, name.as_bytes(), mode, umask, flags, &caller(req))
-        {
-            Ok((a, fh)) => reply.created(
-                &TTL,
-                &fuse_attr(&a),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
+        match self.vault.create(parent.0, name.as_bytes(), mode, umask, flags, &caller(req)) {
+            Ok((a, fh)) => reply.created(&TTL, &fuse_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(fail("create", e)),
         }
     }

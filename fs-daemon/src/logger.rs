@@ -22,11 +22,7 @@ impl Log for StderrLogger {
             Level::Info => "info",
             Level::Debug | Level::Trace => "debug",
         };
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "callvaultd: {level}: {}",
-            r.args()
-        );
+        let _ = writeln!(std::io::stderr().lock(), "callvaultd: {level}: {}", r.args());
     }
 
     fn flush(&self) {}
@@ -35,9 +31,5 @@ impl Log for StderrLogger {
 pub fn init(verbose: bool) {
     static LOGGER: StderrLogger = StderrLogger;
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(if verbose {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
-    });
+    log::set_max_level(if verbose { LevelFilter::Debug } else { LevelFilter::Info });
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callvault::exitcode;
+use callvault::journal::{Actor, Detail, Event, EventKind, Journal, JournalOptions, Outcome, SyslogOptions};
 use callvault::policy::Policy;
 use callvault::secret::Passphrase;
 use callvault::volume::{self, VolumePaths};
@@ -29,10 +30,7 @@ pub struct Fatal {
 
 impl Fatal {
     fn new(code: u8, message: impl fmt::Display) -> Self {
-        Fatal {
-            code,
-            message: message.to_string(),
-        }
+        Fatal { code, message: message.to_string() }
     }
 }
 
@@ -50,18 +48,10 @@ fn read_passphrase(args: &Args) -> Result<Passphrase, Fatal> {
         let mut bytes = Vec::new();
         File::open(p)
             .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| {
-                Fatal::new(
-                    exitcode::PASSPHRASE_SOURCE,
-                    format!("passphrase file {}: {e}", p.display()),
-                )
-            })?;
+            .map_err(|e| Fatal::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {}: {e}", p.display())))?;
         let pass = Passphrase::from_file_contents(bytes);
         if pass.is_empty() {
-            return Err(Fatal::new(
-                exitcode::PASSPHRASE_SOURCE,
-                format!("passphrase file {} is empty", p.display()),
-            ));
+            return Err(Fatal::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {} is empty", p.display())));
         }
         Ok(pass)
     };
@@ -74,8 +64,7 @@ fn read_passphrase(args: &Args) -> Result<Passphrase, Fatal> {
             return from_file(&p);
         }
     }
-    let typed = rpassword::prompt_password(format!("Passphrase for {}: ", args.volume.display()))
-        .map_err(|e| {
+    let typed = rpassword::prompt_password(format!("Passphrase for {}: ", args.volume.display())).map_err(|e| {
         Fatal::new(
             exitcode::PASSPHRASE_SOURCE,
             format!("cannot prompt for the passphrase ({e}); give --passphrase-file FILE"),
@@ -89,42 +78,26 @@ fn check_mountpoint(m: &Path) -> Result<PathBuf, Fatal> {
     let bad = |what: String| Fatal::new(exitcode::BAD_MOUNTPOINT, what);
     let meta = std::fs::metadata(m).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => bad(format!("mount point {} does not exist", m.display())),
-        std::io::ErrorKind::NotConnected => bad(format!(
-            "mount point {} is a dead FUSE mount; run `fusermount3 -u {}`",
-            m.display(),
-            m.display()
-        )),
+        std::io::ErrorKind::NotConnected => {
+            bad(format!("mount point {} is a dead FUSE mount; run `fusermount3 -u {}`", m.display(), m.display()))
+        }
         _ => bad(format!("mount point {}: {e}", m.display())),
     })?;
     if !meta.is_dir() {
-        return Err(bad(format!(
-            "mount point {} is not a directory",
-            m.display()
-        )));
+        return Err(bad(format!("mount point {} is not a directory", m.display())));
     }
-    let canon = m
-        .canonicalize()
-        .map_err(|e| bad(format!("mount point {}: {e}", m.display())))?;
+    let canon = m.canonicalize().map_err(|e| bad(format!("mount point {}: {e}", m.display())))?;
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let target = canon.to_string_lossy();
-    if mounts
-        .lines()
-        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*target))
-    {
-        return Err(bad(format!(
-            "mount point {} is already mounted",
-            m.display()
-        )));
+    if mounts.lines().any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*target)) {
+        return Err(bad(format!("mount point {} is already mounted", m.display())));
     }
     Ok(canon)
 }
 
 /// /proc/self/mountinfo escapes space, tab, newline and backslash as octal.
 fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 /// Holds VOLUME/callvault.lock so two daemons never serve one volume.
@@ -138,19 +111,14 @@ fn lock_volume(paths: &VolumePaths) -> Result<nix::fcntl::Flock<File>, Fatal> {
         .mode(0o600)
         .open(&p)
         .map_err(|e| Fatal::new(exitcode::FAILURE, format!("{}: {e}", p.display())))?;
-    let mut lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(mut f, _)| {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            Fatal::new(
-                exitcode::VOLUME_IN_USE,
-                format!(
-                    "volume {} is already served by callvaultd (pid {})",
-                    paths.root.display(),
-                    pid.trim()
-                ),
-            )
-        })?;
+    let mut lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(mut f, _)| {
+        let mut pid = String::new();
+        let _ = f.read_to_string(&mut pid);
+        Fatal::new(
+            exitcode::VOLUME_IN_USE,
+            format!("volume {} is already served by callvaultd (pid {})", paths.root.display(), pid.trim()),
+        )
+    })?;
     let _ = lock.set_len(0);
     let _ = write!(lock, "{}", std::process::id());
     Ok(lock)
@@ -166,8 +134,7 @@ fn describe(p: &Policy) -> String {
 fn load_policy(args: &Args) -> Result<(Policy, String), Fatal> {
     match &args.policy {
         Some(path) => {
-            let p = Policy::load(path)
-                .map_err(|e| Fatal::new(exitcode::BAD_POLICY, format!("invalid policy: {e}")))?;
+            let p = Policy::load(path).map_err(|e| Fatal::new(exitcode::BAD_POLICY, format!("invalid policy: {e}")))?;
             let line = format!("access policy {} loaded ({})", path.display(), describe(&p));
             Ok((p, line))
         }
@@ -182,6 +149,31 @@ fn load_policy(args: &Args) -> Result<(Policy, String), Fatal> {
     }
 }
 
+fn policy_detail(p: &Policy, line: &str) -> Detail {
+    let hash: String = p.text_sha256().iter().map(|b| format!("{b:02x}")).collect();
+    Detail { policy_sha256: Some(hash), reason: Some(line.to_string()), ..Detail::default() }
+}
+
+/// Opens the volume's audit journal (unless `--no-audit`). Finished segments
+/// are made append-only where the backing filesystem supports it.
+fn open_journal(args: &Args, paths: &VolumePaths) -> Result<Option<Journal>, Fatal> {
+    if args.no_audit {
+        warn!("--no-audit: accesses to this volume are NOT recorded (PCI DSS 10 requires the journal)");
+        return Ok(None);
+    }
+    let opts = JournalOptions {
+        on_segment_finished: Some(Box::new(|p: &Path| {
+            if let Err(e) = sys::set_append_only(p) {
+                log::debug!("{}: append-only flag not set: {e}", p.display());
+            }
+        })),
+        syslog: args.syslog.then(SyslogOptions::default),
+        actor: Some(Actor::current_process()),
+        ..JournalOptions::default()
+    };
+    Journal::open(&paths.audit(), opts).map(Some).map_err(|e| Fatal::new(exitcode::AUDIT_UNAVAILABLE, e))
+}
+
 /// SIGHUP: re-reads the policy file; a bad file leaves the old policy in
 /// force. Returns a status line for the service manager.
 fn reload_policy(vault: &Vault, path: Option<&Path>) -> String {
@@ -189,22 +181,26 @@ fn reload_policy(vault: &Vault, path: Option<&Path>) -> String {
         info!("SIGHUP: running with --allow-all; there is no policy file to re-read");
         return "no policy file (--allow-all)".into();
     };
-    match Policy::load(path) {
+    let daemon = Actor::current_process();
+    let (line, ev) = match Policy::load(path) {
         Ok(p) => {
-            let line = format!(
-                "access policy {} reloaded ({})",
-                path.display(),
-                describe(&p)
-            );
+            let line = format!("access policy {} reloaded ({})", path.display(), describe(&p));
             info!("{line}");
+            let ev = Event::new(EventKind::PolicyReload, daemon).detail(policy_detail(&p, &line));
             vault.replace_policy(p);
-            line
+            (line, ev)
         }
         Err(e) => {
             warn!("policy reload refused, the previous policy stays in force: {e}");
-            format!("policy reload refused: {e}")
+            let line = format!("policy reload refused: {e}");
+            let detail = Detail { reason: Some(line.clone()), ..Detail::default() };
+            (line, Event::new(EventKind::PolicyReload, daemon).outcome(Outcome::errno(libc::EINVAL)).detail(detail))
         }
+    };
+    if vault.audit.record(ev).is_err() {
+        warn!("the policy reload could not be recorded in the audit journal");
     }
+    line
 }
 
 /// Protects key material: no core dumps, no ptrace by non-root, no swap.
@@ -213,27 +209,19 @@ fn harden() {
         warn!("could not disable core dumps: {e}");
     }
     if let Err(e) = sys::lock_memory() {
-        warn!(
-            "could not lock memory (key material may be swapped): {e}; raise LimitMEMLOCK or run as root"
-        );
+        warn!("could not lock memory (key material may be swapped): {e}; raise LimitMEMLOCK or run as root");
     }
     // One O_PATH descriptor per inode the kernel holds: lift the soft limit.
-    if let Ok((_, hard)) =
-        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-    {
-        let _ =
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 
 /// `--background`: the parent waits for the child's readiness byte and exits
 /// with 0, or with the child's own exit code if it failed first.
 fn daemonize(notifier: &mut Notifier) -> Result<(), Fatal> {
-    let (r, w) =
-        nix::unistd::pipe().map_err(|e| Fatal::new(exitcode::FAILURE, format!("pipe: {e}")))?;
-    match sys::fork_before_threads()
-        .map_err(|e| Fatal::new(exitcode::FAILURE, format!("fork: {e}")))?
-    {
+    let (r, w) = nix::unistd::pipe().map_err(|e| Fatal::new(exitcode::FAILURE, format!("pipe: {e}")))?;
+    match sys::fork_before_threads().map_err(|e| Fatal::new(exitcode::FAILURE, format!("fork: {e}")))? {
         Forked::Parent { child } => {
             drop(w);
             let mut byte = [0u8; 1];
@@ -245,11 +233,7 @@ fn daemonize(notifier: &mut Notifier) -> Result<(), Fatal> {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
                 _ => exitcode::FAILURE as i32,
             };
-            std::process::exit(if code == 0 {
-                exitcode::FAILURE as i32
-            } else {
-                code
-            });
+            std::process::exit(if code == 0 { exitcode::FAILURE as i32 } else { code });
         }
         Forked::Child => {
             drop(r);
@@ -286,34 +270,41 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     let _ = signals.thread_block();
     harden();
     let _lock = lock_volume(&paths)?;
-    let unlocked = volume::unlock(&args.volume, passphrase.expose_secret())?;
+    let journal = open_journal(&args, &paths)?;
+    let record = |ev: Event| -> Result<(), Fatal> {
+        match &journal {
+            Some(j) => j.append(ev).map(drop).map_err(|e| Fatal::new(exitcode::AUDIT_UNAVAILABLE, e)),
+            None => Ok(()),
+        }
+    };
+    let unlocked = match volume::unlock(&args.volume, passphrase.expose_secret()) {
+        Ok(u) => u,
+        Err(e) => {
+            let reason = Detail { reason: Some(e.to_string()), ..Detail::default() };
+            record(
+                Event::new(EventKind::UnlockFailed, Actor::current_process())
+                    .outcome(Outcome::errno(libc::EACCES))
+                    .detail(reason),
+            )?;
+            return Err(e.into());
+        }
+    };
     drop(passphrase);
+    record(
+        Event::new(EventKind::Unlock, Actor::current_process())
+            .detail(Detail { slot: Some(unlocked.slot as u32), ..Detail::default() }),
+    )?;
     if policy.is_allow_all() {
         warn!("{policy_line}");
     } else {
         info!("{policy_line}");
     }
-    info!(
-        "volume {} unlocked with keyslot {}",
-        args.volume.display(),
-        unlocked.slot
-    );
+    record(Event::new(EventKind::PolicyLoad, Actor::current_process()).detail(policy_detail(&policy, &policy_line)))?;
+    info!("volume {} unlocked with keyslot {}", args.volume.display(), unlocked.slot);
 
     let vault = Arc::new(
-        Vault::new(
-            &paths.data(),
-            unlocked.keys,
-            policy,
-            VaultOptions {
-                read_only: args.read_only,
-            },
-        )
-        .map_err(|e| {
-            Fatal::new(
-                exitcode::DAMAGED_HEADER,
-                format!("volume data directory: {e}"),
-            )
-        })?,
+        Vault::new(&paths.data(), unlocked.keys, policy, journal, VaultOptions { read_only: args.read_only })
+            .map_err(|e| Fatal::new(exitcode::DAMAGED_HEADER, format!("volume data directory: {e}")))?,
     );
     let as_root = nix::unistd::geteuid().is_root();
     let mut options = vec![
@@ -328,26 +319,20 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     }
     let mut config = Config::default();
     config.mount_options = options;
-    config.acl = if as_root {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
-    };
+    config.acl = if as_root { SessionACL::All } else { SessionACL::Owner };
     config.n_threads = Some(args.threads as usize);
     config.clone_fd = true;
 
-    let fs = CallvaultFs {
-        vault: vault.clone(),
-        notifier,
-        mountpoint: mountpoint.display().to_string(),
-    };
+    let fs = CallvaultFs { vault: vault.clone(), notifier, mountpoint: mountpoint.display().to_string() };
     let mut session = fuser::Session::new(fs, &mountpoint, &config).map_err(|e| {
-        Fatal::new(
-            exitcode::FUSE_UNAVAILABLE,
-            format!("cannot mount at {}: {e}", mountpoint.display()),
-        )
+        Fatal::new(exitcode::FUSE_UNAVAILABLE, format!("cannot mount at {}: {e}", mountpoint.display()))
     })?;
     let mut unmounter = session.unmount_callable();
+    let mounted = Detail { reason: Some(format!("mounted at {}", mountpoint.display())), ..Detail::default() };
+    vault
+        .audit
+        .record(Event::new(EventKind::Mount, Actor::current_process()).path("/").detail(mounted))
+        .map_err(|_| Fatal::new(exitcode::AUDIT_UNAVAILABLE, "the mount could not be recorded in the audit journal"))?;
     let shown = mountpoint.display().to_string();
     let (reload_vault, policy_path) = (vault.clone(), args.policy.clone());
     std::thread::Builder::new()
@@ -355,9 +340,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         .spawn(move || {
             loop {
                 match signals.wait() {
-                    Ok(Signal::SIGHUP) => {
-                        Notifier::reloading(|| reload_policy(&reload_vault, policy_path.as_deref()))
-                    }
+                    Ok(Signal::SIGHUP) => Notifier::reloading(|| reload_policy(&reload_vault, policy_path.as_deref())),
                     Ok(sig) => {
                         info!("{sig}: unmounting {shown}");
                         Notifier::stopping();
@@ -374,22 +357,18 @@ pub fn run(args: Args) -> Result<(), Fatal> {
                 }
             }
         })
-        .map_err(|e| {
-            Fatal::new(
-                exitcode::FAILURE,
-                format!("cannot start the signal thread: {e}"),
-            )
-        })?;
+        .map_err(|e| Fatal::new(exitcode::FAILURE, format!("cannot start the signal thread: {e}")))?;
 
     let served = session.run();
     vault.flush_all();
     Notifier::stopping();
-    served.map_err(|e| {
-        Fatal::new(
-            exitcode::FAILURE,
-            format!("serving {}: {e}", mountpoint.display()),
-        )
-    })?;
+    let unmounted = Detail { reason: Some(format!("unmounted from {}", mountpoint.display())), ..Detail::default() };
+    if vault.audit.record(Event::new(EventKind::Unmount, Actor::current_process()).path("/").detail(unmounted)).is_err()
+    {
+        warn!("the unmount could not be recorded in the audit journal");
+    }
+    vault.audit.shutdown();
+    served.map_err(|e| Fatal::new(exitcode::FAILURE, format!("serving {}: {e}", mountpoint.display())))?;
     info!("unmounted {}; all data flushed", mountpoint.display());
     Ok(())
 }

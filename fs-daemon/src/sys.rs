@@ -22,8 +22,7 @@ pub fn get_xattr(path: &str, name: &str) -> Result<Vec<u8>, Errno> {
         }
         let mut buf = vec![0u8; len as usize];
         // SAFETY: `buf` is valid for `buf.len()` writable bytes.
-        let got =
-            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let got = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if got >= 0 {
             buf.truncate(got as usize);
             return Ok(buf);
@@ -39,15 +38,7 @@ pub fn get_xattr(path: &str, name: &str) -> Result<Vec<u8>, Errno> {
 pub fn set_xattr(path: &str, name: &str, value: &[u8], flags: i32) -> Result<(), Errno> {
     let (p, n) = (cstr(path.as_bytes())?, cstr(name.as_bytes())?);
     // SAFETY: strings are NUL-terminated; `value` is valid for its length.
-    let r = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            flags,
-        )
-    };
+    let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), flags) };
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
@@ -65,11 +56,7 @@ pub fn list_xattr(path: &str) -> Result<Vec<Vec<u8>>, Errno> {
         let got = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if got >= 0 {
             buf.truncate(got as usize);
-            return Ok(buf
-                .split(|&b| b == 0)
-                .filter(|s| !s.is_empty())
-                .map(<[u8]>::to_vec)
-                .collect());
+            return Ok(buf.split(|&b| b == 0).filter(|s| !s.is_empty()).map(<[u8]>::to_vec).collect());
         }
         let e = Errno::last();
         if e != Errno::ERANGE {
@@ -109,4 +96,27 @@ pub fn fork_before_threads() -> Result<Forked, Errno> {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent { child }),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
     }
+}
+
+/// The inode flag that lets a file only be appended to (`chattr +a`).
+const FS_APPEND_FL: libc::c_long = 0x0000_0020;
+nix::ioctl_read!(fs_ioc_getflags, b'f', 1, libc::c_long);
+nix::ioctl_write_ptr!(fs_ioc_setflags, b'f', 2, libc::c_long);
+
+/// Marks a finished journal segment append-only (FS_APPEND_FL). Filesystems
+/// without inode flags (tmpfs) answer ENOTTY or EOPNOTSUPP.
+pub fn set_append_only(path: &std::path::Path) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: `f` is an open descriptor and `flags` a valid c_long the
+    // kernel writes the inode flags into.
+    unsafe { fs_ioc_getflags(f.as_raw_fd(), &mut flags) }?;
+    if flags & FS_APPEND_FL != 0 {
+        return Ok(());
+    }
+    flags |= FS_APPEND_FL;
+    // SAFETY: as above; the kernel only reads `flags`.
+    unsafe { fs_ioc_setflags(f.as_raw_fd(), &flags) }?;
+    Ok(())
 }

@@ -19,6 +19,9 @@ pub enum Command {
     /// Check access policies and explain their decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Read, follow and verify the audit journal.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,4 +66,53 @@ pub struct InitArgs {
     /// Who the first keyslot belongs to (shown by key listings).
     #[arg(long, default_value = "initial")]
     pub label: String,
+    /// Where to write the auditor's journal verification key (a new file,
+    /// mode 0400). Default: VOLUME.audit-key beside the volume. Move it off
+    /// this machine to the auditor: whoever holds it can re-seal the journal.
+    #[arg(long, value_name = "FILE")]
+    pub audit_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditFilterArgs {
+    /// Only records of this user (name or uid).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only records whose path (or second path) matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only records of this event (open, close, create, denied, ...).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only records at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+    pub format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print journal records, filtered (needs no key and no mount).
+    Show {
+        volume: PathBuf,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+    /// Check every record and seal with the auditor's key.
+    Verify {
+        volume: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        audit_key_file: PathBuf,
+    },
+    /// Print new records as they arrive, until interrupted.
+    Follow {
+        volume: PathBuf,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
 }

@@ -12,10 +12,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, message: impl fmt::Display) -> Self {
-        Failure {
-            code,
-            message: message.to_string(),
-        }
+        Failure { code, message: message.to_string() }
     }
 }
 

@@ -13,27 +13,29 @@ pub fn run(args: &InitArgs) -> Result<(), Failure> {
     if !(1..=kdf::MAX_MEMORY_KIB / 1024).contains(&args.kdf_memory) {
         return Err(Failure::new(
             exitcode::USAGE,
-            format!(
-                "--kdf-memory must be between 1 and {} MiB",
-                kdf::MAX_MEMORY_KIB / 1024
-            ),
+            format!("--kdf-memory must be between 1 and {} MiB", kdf::MAX_MEMORY_KIB / 1024),
         ));
     }
     if !args.kdf_time.is_finite() || args.kdf_time < 0.0 || args.kdf_time > 60.0 {
-        return Err(Failure::new(
-            exitcode::USAGE,
-            "--kdf-time must be between 0 and 60 seconds",
-        ));
+        return Err(Failure::new(exitcode::USAGE, "--kdf-time must be between 0 and 60 seconds"));
     }
     // Refuse before asking for a passphrase that would be thrown away.
     match callvault::volume::read_header(&args.volume) {
         Err(callvault::Error::NotAVolume { .. }) => {}
         _ => {
-            return Err(callvault::Error::VolumeExists {
-                path: args.volume.clone(),
-            }
-            .into());
+            return Err(callvault::Error::VolumeExists { path: args.volume.clone() }.into());
         }
+    }
+    let key_file = args.audit_key_file.clone().unwrap_or_else(|| {
+        let mut p = args.volume.clone().into_os_string();
+        p.push(".audit-key");
+        p.into()
+    });
+    if key_file.exists() {
+        return Err(Failure::new(
+            exitcode::VOLUME_EXISTS,
+            format!("audit key file {} already exists; refusing to overwrite it", key_file.display()),
+        ));
     }
     let pass = match &args.passphrase_file {
         Some(p) => passphrase::from_file(p)?,
@@ -52,13 +54,21 @@ pub fn run(args: &InitArgs) -> Result<(), Failure> {
         );
     }
     let params = KdfParams::calibrate(args.kdf_memory, Duration::from_secs_f64(args.kdf_time))?;
-    callvault::volume::create(&args.volume, pass.expose_secret(), params, &args.label)?;
+    callvault::volume::create(&args.volume, pass.expose_secret(), params, &args.label, |_| {
+        crate::audit_cmd::init_audit(&args.volume, &key_file).map(drop).map_err(callvault::Error::Audit)
+    })?;
+    let created = crate::audit_cmd::key_admin_event("init-volume", Some(0), callvault::journal::Outcome::Ok);
+    crate::audit_cmd::record_event(&args.volume, created).map_err(|e| Failure::new(exitcode::AUDIT_UNAVAILABLE, e))?;
     println!(
         "created volume {} (Argon2id {} MiB x {} passes, keyslot 0 \"{}\")",
         args.volume.display(),
         params.memory_kib / 1024,
         params.time_cost,
         args.label
+    );
+    println!(
+        "auditor's journal verification key: {} (give it to the auditor and remove it from this machine)",
+        key_file.display()
     );
     Ok(())
 }

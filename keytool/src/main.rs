@@ -1,6 +1,7 @@
 //! `callvault-keytool`: create callvault volumes and manage their keys.
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod cli;
 mod error;
 mod init;
@@ -11,10 +12,58 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+fn filter(a: &cli::AuditFilterArgs) -> Result<callvault::journal::Filter, error::Failure> {
+    audit_cmd::filter_from_args(
+        a.user.as_deref(),
+        a.path.as_deref(),
+        a.event.as_deref(),
+        a.since.as_deref(),
+        a.until.as_deref(),
+    )
+    .map_err(|e| error::Failure::new(callvault::exitcode::USAGE, e))
+}
+
+fn format(a: &cli::AuditFilterArgs) -> callvault::journal::Format {
+    a.format.parse().unwrap_or(callvault::journal::Format::Table)
+}
+
+fn fail(f: error::Failure) -> ExitCode {
+    eprintln!("callvault-keytool: {}", f.message.replace('\n', "\n  "));
+    ExitCode::from(f.code)
+}
+
+/// `audit show|verify|follow`.
+fn audit(cmd: &cli::AuditCommand) -> ExitCode {
+    use callvault::exitcode::FAILURE;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        cli::AuditCommand::Show { volume, filter: f } => match filter(f).and_then(|flt| {
+            audit_cmd::show(volume, &flt, format(f), &mut out).map_err(|e| error::Failure::new(FAILURE, e))
+        }) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        cli::AuditCommand::Follow { volume, filter: f } => match filter(f).and_then(|flt| {
+            audit_cmd::follow(volume, &flt, format(f), &mut out, &|| false).map_err(|e| error::Failure::new(FAILURE, e))
+        }) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        cli::AuditCommand::Verify { volume, audit_key_file } => match audit_cmd::verify(volume, audit_key_file) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(error::Failure::new(e.exit_code() as u8, e)),
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match &cli.command {
         cli::Command::Init(a) => init::run(a),
+        cli::Command::Audit(cmd) => return audit(cmd),
         cli::Command::Policy(cli::PolicyCommand::Check { file }) => match policy_cmd::check(file) {
             Ok(line) => {
                 println!("{line}");
@@ -22,23 +71,19 @@ fn main() -> ExitCode {
             }
             Err(line) => Err(error::Failure::new(policy_cmd::EXIT_INVALID, line)),
         },
-        cli::Command::Policy(cli::PolicyCommand::Explain {
-            file,
-            user,
-            groups,
-            path,
-            right,
-        }) => match policy_cmd::explain(file, user, groups, path, right) {
-            Ok((line, true)) => {
-                println!("{line}");
-                Ok(())
+        cli::Command::Policy(cli::PolicyCommand::Explain { file, user, groups, path, right }) => {
+            match policy_cmd::explain(file, user, groups, path, right) {
+                Ok((line, true)) => {
+                    println!("{line}");
+                    Ok(())
+                }
+                Ok((line, false)) => {
+                    println!("{line}");
+                    return ExitCode::from(policy_cmd::EXIT_DENIED);
+                }
+                Err(line) => Err(error::Failure::new(policy_cmd::EXIT_INVALID, line)),
             }
-            Ok((line, false)) => {
-                println!("{line}");
-                return ExitCode::from(policy_cmd::EXIT_DENIED);
-            }
-            Err(line) => Err(error::Failure::new(policy_cmd::EXIT_INVALID, line)),
-        },
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

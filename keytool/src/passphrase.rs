@@ -13,18 +13,10 @@ pub fn from_file(p: &Path) -> Result<Passphrase, Failure> {
     let mut bytes = Vec::new();
     File::open(p)
         .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| {
-            Failure::new(
-                exitcode::PASSPHRASE_SOURCE,
-                format!("passphrase file {}: {e}", p.display()),
-            )
-        })?;
+        .map_err(|e| Failure::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {}: {e}", p.display())))?;
     let pass = Passphrase::from_file_contents(bytes);
     if pass.is_empty() {
-        return Err(Failure::new(
-            exitcode::PASSPHRASE_SOURCE,
-            format!("passphrase file {} is empty", p.display()),
-        ));
+        return Err(Failure::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {} is empty", p.display())));
     }
     Ok(pass)
 }
@@ -32,28 +24,20 @@ pub fn from_file(p: &Path) -> Result<Passphrase, Failure> {
 /// Asks twice on the terminal with no echo; the two must match.
 pub fn prompt_new() -> Result<Passphrase, Failure> {
     let ask = |prompt: &str| {
-        rpassword::prompt_password(prompt)
-            .map(|s| Passphrase::new(s.into_bytes()))
-            .map_err(|e| {
-                Failure::new(
-                    exitcode::PASSPHRASE_SOURCE,
-                    format!("cannot prompt for a passphrase ({e}); give --passphrase-file FILE"),
-                )
-            })
+        rpassword::prompt_password(prompt).map(|s| Passphrase::new(s.into_bytes())).map_err(|e| {
+            Failure::new(
+                exitcode::PASSPHRASE_SOURCE,
+                format!("cannot prompt for a passphrase ({e}); give --passphrase-file FILE"),
+            )
+        })
     };
     let first = ask("New passphrase: ")?;
     let second = ask("Repeat passphrase: ")?;
     if !ct_eq(first.expose_secret(), second.expose_secret()) {
-        return Err(Failure::new(
-            exitcode::PASSPHRASE_SOURCE,
-            "the two passphrases differ; nothing was created",
-        ));
+        return Err(Failure::new(exitcode::PASSPHRASE_SOURCE, "the two passphrases differ; nothing was created"));
     }
     if first.is_empty() {
-        return Err(Failure::new(
-            exitcode::PASSPHRASE_SOURCE,
-            "the passphrase is empty; nothing was created",
-        ));
+        return Err(Failure::new(exitcode::PASSPHRASE_SOURCE, "the passphrase is empty; nothing was created"));
     }
     Ok(first)
 }
@@ -89,13 +73,7 @@ mod tests {
         std::fs::write(&p, "secret phrase 1\n").unwrap();
         assert_eq!(from_file(&p).unwrap().expose_secret(), b"secret phrase 1");
         std::fs::write(&p, "\n").unwrap();
-        assert_eq!(
-            from_file(&p).err().map(|f| f.code),
-            Some(exitcode::PASSPHRASE_SOURCE)
-        );
-        assert_eq!(
-            from_file(&d.path().join("missing")).err().map(|f| f.code),
-            Some(exitcode::PASSPHRASE_SOURCE)
-        );
+        assert_eq!(from_file(&p).err().map(|f| f.code), Some(exitcode::PASSPHRASE_SOURCE));
+        assert_eq!(from_file(&d.path().join("missing")).err().map(|f| f.code), Some(exitcode::PASSPHRASE_SOURCE));
     }
 }

@@ -46,9 +46,7 @@ pub fn explain(
     vol_path: &str,
     right: &str,
 ) -> Result<(String, bool), String> {
-    explain_with(path, user, groups, vol_path, right, &SystemIds, &|uid| {
-        SystemIds.groups_of(uid)
-    })
+    explain_with(path, user, groups, vol_path, right, &SystemIds, &|uid| SystemIds.groups_of(uid))
 }
 
 /// [`explain`] with a chosen name resolver and group source, for tests.
@@ -63,18 +61,14 @@ fn explain_with(
 ) -> Result<(String, bool), String> {
     let right: Right = right.parse().map_err(|e| format!("{e}"))?;
     let policy = Policy::load_with(path, ids).map_err(|e| e.to_string())?;
-    let uid = numeric(user)
-        .or_else(|| ids.uid(user))
-        .ok_or_else(|| format!("unknown user {user:?}"))?;
+    let uid = numeric(user).or_else(|| ids.uid(user)).ok_or_else(|| format!("unknown user {user:?}"))?;
     let gids = if groups.is_empty() {
         // A numeric uid with no passwd entry has no groups to look up.
         groups_of(uid).unwrap_or_default()
     } else {
         let mut gids = Vec::with_capacity(groups.len());
         for g in groups {
-            let gid = numeric(g)
-                .or_else(|| ids.gid(g))
-                .ok_or_else(|| format!("unknown group {g:?}"))?;
+            let gid = numeric(g).or_else(|| ids.gid(g)).ok_or_else(|| format!("unknown group {g:?}"))?;
             gids.push(gid);
         }
         gids
@@ -90,27 +84,17 @@ fn explain_with(
         } else {
             " (paths inside the volume start with /)"
         };
-        return Ok((
-            format!("denied: no grant gives {right} on {vol_path} to user {user}{why}"),
-            false,
-        ));
+        return Ok((format!("denied: no grant gives {right} on {vol_path} to user {user}{why}"), false));
     };
     // `found` came from this policy, so its grant exists; say so rather than
     // panic if that ever stops being true.
-    let grant = policy
-        .grant(found)
-        .ok_or_else(|| format!("internal error: grant #{} not found", found.index))?;
+    let grant = policy.grant(found).ok_or_else(|| format!("internal error: grant #{} not found", found.index))?;
     let how = match found.via {
         Via::Direct => "",
         Via::Parent => ", as a directory leading to its paths",
     };
     Ok((
-        format!(
-            "allowed by grant #{} ({}:{}){how}: {grant}",
-            found.index,
-            policy.source().display(),
-            found.line
-        ),
+        format!("allowed by grant #{} ({}:{}){how}: {grant}", found.index, policy.source().display(), found.line),
         true,
     ))
 }
@@ -176,13 +160,7 @@ rights = ["list", "read"]
         path
     }
 
-    fn ask(
-        path: &Path,
-        user: &str,
-        groups: &[&str],
-        vol_path: &str,
-        right: &str,
-    ) -> Result<(String, bool), String> {
+    fn ask(path: &Path, user: &str, groups: &[&str], vol_path: &str, right: &str) -> Result<(String, bool), String> {
         let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
         explain_with(path, user, &groups, vol_path, right, &Table, &table_groups)
     }
@@ -190,34 +168,22 @@ rights = ["list", "read"]
     #[test]
     fn check_counts_grants() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(
-            &dir,
-            b"[[grant]]\nusers = [\"0\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n",
-        );
+        let path = write(&dir, b"[[grant]]\nusers = [\"0\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n");
         assert_eq!(check(&path), Ok(format!("{}: ok, 1 grant", path.display())));
         let path = write(&dir, b"# deny everything\n");
-        assert_eq!(
-            check(&path),
-            Ok(format!("{}: ok, 0 grants", path.display()))
-        );
+        assert_eq!(check(&path), Ok(format!("{}: ok, 0 grants", path.display())));
         let path = write(
             &dir,
             b"[[grant]]\nusers = [0]\npaths = [\"/a\"]\nrights = [\"read\"]\n\
               [[grant]]\ngroups = [\"0\"]\npaths = [\"/b\"]\nrights = [\"read\"]\n",
         );
-        assert_eq!(
-            check(&path),
-            Ok(format!("{}: ok, 2 grants", path.display()))
-        );
+        assert_eq!(check(&path), Ok(format!("{}: ok, 2 grants", path.display())));
     }
 
     #[test]
     fn check_reports_file_line_and_problem() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(
-            &dir,
-            b"[[grant]]\nusers = [\"0\"]\npaths = [\"/**\"]\nrights = [\"list\", \"raed\"]\n",
-        );
+        let path = write(&dir, b"[[grant]]\nusers = [\"0\"]\npaths = [\"/**\"]\nrights = [\"list\", \"raed\"]\n");
         assert_eq!(
             check(&path),
             Err(format!(
@@ -226,17 +192,8 @@ rights = ["list", "read"]
                 path.display()
             ))
         );
-        let path = write(
-            &dir,
-            b"[[grant]]\nusers = [\"no-such-user-callvault-test\"]\n",
-        );
-        assert_eq!(
-            check(&path),
-            Err(format!(
-                "{}:2: unknown user \"no-such-user-callvault-test\"",
-                path.display()
-            ))
-        );
+        let path = write(&dir, b"[[grant]]\nusers = [\"no-such-user-callvault-test\"]\n");
+        assert_eq!(check(&path), Err(format!("{}:2: unknown user \"no-such-user-callvault-test\"", path.display())));
     }
 
     #[test]
@@ -244,10 +201,7 @@ rights = ["list", "read"]
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("missing.toml");
         let e = check(&path).expect_err("missing");
-        assert!(
-            e.starts_with(&format!("{}: cannot read policy file", path.display())),
-            "{e}"
-        );
+        assert!(e.starts_with(&format!("{}: cannot read policy file", path.display())), "{e}");
         assert!(!e.contains('\n'));
     }
 
@@ -285,15 +239,9 @@ rights = ["list", "read"]
         let path = write(&dir, ISSUE_EXAMPLE.as_bytes());
         assert_eq!(
             ask(&path, "recorder", &[], "/team-a/c1.wav", "read"),
-            Ok((
-                "denied: no grant gives read on /team-a/c1.wav to user recorder".to_owned(),
-                false
-            ))
+            Ok(("denied: no grant gives read on /team-a/c1.wav to user recorder".to_owned(), false))
         );
-        assert_eq!(
-            ask(&path, "bob", &[], "/team-a/c1.wav", "read").map(|r| r.1),
-            Ok(false)
-        );
+        assert_eq!(ask(&path, "bob", &[], "/team-a/c1.wav", "read").map(|r| r.1), Ok(false));
         assert_eq!(
             ask(&path, "alice", &[], "/team-a/../team-b/c1.wav", "read"),
             Ok((
@@ -305,11 +253,9 @@ rights = ["list", "read"]
         );
         assert_eq!(
             ask(&path, "alice", &[], "team-a/c1.wav", "read").map(|r| r.0),
-            Ok(
-                "denied: no grant gives read on team-a/c1.wav to user alice \
+            Ok("denied: no grant gives read on team-a/c1.wav to user alice \
                 (paths inside the volume start with /)"
-                    .to_owned()
-            )
+                .to_owned())
         );
     }
 
@@ -318,28 +264,17 @@ rights = ["list", "read"]
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write(&dir, ISSUE_EXAMPLE.as_bytes());
         // bob is not in qa-team-a, but --group qa-team-a asks "what if he were".
-        assert_eq!(
-            ask(&path, "bob", &["qa-team-a"], "/team-a/c1.wav", "read").map(|r| r.1),
-            Ok(true)
-        );
-        assert_eq!(
-            ask(&path, "bob", &["3001"], "/team-a/c1.wav", "read").map(|r| r.1),
-            Ok(true)
-        );
+        assert_eq!(ask(&path, "bob", &["qa-team-a"], "/team-a/c1.wav", "read").map(|r| r.1), Ok(true));
+        assert_eq!(ask(&path, "bob", &["3001"], "/team-a/c1.wav", "read").map(|r| r.1), Ok(true));
         // alice with only qa-team-b given loses her system qa-team-a.
-        assert_eq!(
-            ask(&path, "alice", &["qa-team-b"], "/team-a/c1.wav", "read").map(|r| r.1),
-            Ok(false)
-        );
+        assert_eq!(ask(&path, "alice", &["qa-team-b"], "/team-a/c1.wav", "read").map(|r| r.1), Ok(false));
     }
 
     #[test]
     fn explain_shows_the_parents_rule() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(
-            &dir,
-            b"[[grant]]\ngroups = [\"qa-team-a\"]\npaths = [\"/team-a/*.wav\"]\nrights = [\"read\"]\n",
-        );
+        let path =
+            write(&dir, b"[[grant]]\ngroups = [\"qa-team-a\"]\npaths = [\"/team-a/*.wav\"]\nrights = [\"read\"]\n");
         assert_eq!(
             ask(&path, "alice", &[], "/team-a", "list"),
             Ok((
@@ -351,60 +286,34 @@ rights = ["list", "read"]
                 true
             ))
         );
-        assert_eq!(
-            ask(&path, "alice", &[], "/team-b", "list").map(|r| r.1),
-            Ok(false)
-        );
+        assert_eq!(ask(&path, "alice", &[], "/team-b", "list").map(|r| r.1), Ok(false));
     }
 
     #[test]
     fn explain_refuses_unknown_names_and_rights() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write(&dir, ISSUE_EXAMPLE.as_bytes());
-        assert_eq!(
-            ask(&path, "mallory", &[], "/x", "read"),
-            Err("unknown user \"mallory\"".to_owned())
-        );
-        assert_eq!(
-            ask(&path, "alice", &["qa-team-z"], "/x", "read"),
-            Err("unknown group \"qa-team-z\"".to_owned())
-        );
+        assert_eq!(ask(&path, "mallory", &[], "/x", "read"), Err("unknown user \"mallory\"".to_owned()));
+        assert_eq!(ask(&path, "alice", &["qa-team-z"], "/x", "read"), Err("unknown group \"qa-team-z\"".to_owned()));
         assert_eq!(
             ask(&path, "alice", &[], "/x", "raed"),
-            Err(
-                "unknown right \"raed\" (expected one of list, read, create, write, delete, \
+            Err("unknown right \"raed\" (expected one of list, read, create, write, delete, \
                  rename, setattr, blackout)"
-                    .to_owned()
-            )
+                .to_owned())
         );
-        let bad = write(
-            &dir,
-            b"[[grant]]\nusers = [\"alice\"]\npaths = [\"x\"]\nrights = [\"read\"]\n",
-        );
+        let bad = write(&dir, b"[[grant]]\nusers = [\"alice\"]\npaths = [\"x\"]\nrights = [\"read\"]\n");
         assert_eq!(
             ask(&bad, "alice", &[], "/x", "read"),
-            Err(format!(
-                "{}:3: path \"x\" must start with \"/\" (the root of the volume)",
-                bad.display()
-            ))
+            Err(format!("{}:3: path \"x\" must start with \"/\" (the root of the volume)", bad.display()))
         );
     }
 
     #[test]
     fn explain_takes_numeric_ids_without_lookup() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(
-            &dir,
-            b"[[grant]]\nusers = [4242]\npaths = [\"/n/**\"]\nrights = [\"read\"]\n",
-        );
-        assert_eq!(
-            ask(&path, "4242", &[], "/n/x", "read").map(|r| r.1),
-            Ok(true)
-        );
-        assert_eq!(
-            ask(&path, "4243", &[], "/n/x", "read").map(|r| r.1),
-            Ok(false)
-        );
+        let path = write(&dir, b"[[grant]]\nusers = [4242]\npaths = [\"/n/**\"]\nrights = [\"read\"]\n");
+        assert_eq!(ask(&path, "4242", &[], "/n/x", "read").map(|r| r.1), Ok(true));
+        assert_eq!(ask(&path, "4243", &[], "/n/x", "read").map(|r| r.1), Ok(false));
     }
 
     /// The public entry point, against the host's own databases: root always
@@ -412,18 +321,12 @@ rights = ["list", "read"]
     #[test]
     fn explain_uses_the_system_for_root() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(
-            &dir,
-            b"[[grant]]\ngroups = [\"0\"]\npaths = [\"/admin/**\"]\nrights = [\"list\"]\n",
-        );
+        let path = write(&dir, b"[[grant]]\ngroups = [\"0\"]\npaths = [\"/admin/**\"]\nrights = [\"list\"]\n");
         let (line, allowed) = explain(&path, "root", &[], "/admin/x", "list").expect("valid");
         assert!(allowed, "{line}");
         let (line, allowed) = explain(&path, "root", &[], "/team-a/x", "read").expect("valid");
         assert!(!allowed);
-        assert_eq!(
-            line,
-            "denied: no grant gives read on /team-a/x to user root"
-        );
+        assert_eq!(line, "denied: no grant gives read on /team-a/x to user root");
     }
 
     #[test]

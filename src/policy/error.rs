@@ -70,11 +70,7 @@ pub enum Problem {
 
 impl PolicyError {
     pub(crate) fn new(file: &Path, line: Option<usize>, problem: Problem) -> Self {
-        PolicyError {
-            file: file.to_path_buf(),
-            line,
-            problem,
-        }
+        PolicyError { file: file.to_path_buf(), line, problem }
     }
 
     /// The policy file, as it was named to [`super::Policy::load`].
@@ -124,16 +120,12 @@ impl fmt::Display for Problem {
                 write!(f, "{kind} {value} is out of range (0 to 4294967294)")
             }
             Problem::RelativeGlob(glob) => {
-                write!(
-                    f,
-                    "path {glob:?} must start with \"/\" (the root of the volume)"
-                )
+                write!(f, "path {glob:?} must start with \"/\" (the root of the volume)")
             }
             Problem::BadGlob { glob, reason } => write!(f, "bad path glob {glob:?}: {reason}"),
-            Problem::NoSubjects { grant } => write!(
-                f,
-                "grant #{grant} has no users and no groups (it would apply to nobody)"
-            ),
+            Problem::NoSubjects { grant } => {
+                write!(f, "grant #{grant} has no users and no groups (it would apply to nobody)")
+            }
             Problem::NoPaths { grant } => write!(f, "grant #{grant} has no paths"),
             Problem::NoRights { grant } => write!(f, "grant #{grant} has no rights"),
         }

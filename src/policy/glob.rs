@@ -93,8 +93,7 @@ impl PathGlob {
         let parts: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
         if parts.iter().any(|c| *c == "." || *c == "..") {
             return Err(GlobProblem::Bad(
-                "`.` and `..` components never match (paths holding them are always denied)"
-                    .to_owned(),
+                "`.` and `..` components never match (paths holding them are always denied)".to_owned(),
             ));
         }
         if non_ascii_in_class(raw) {
@@ -126,10 +125,7 @@ impl PathGlob {
             let dir = matcher(&join(dir)).map_err(|e| GlobProblem::Bad(e.kind().to_string()))?;
             wholes.push(dir);
         }
-        Ok(PathGlob {
-            whole: wholes,
-            comps,
-        })
+        Ok(PathGlob { whole: wholes, comps })
     }
 
     /// Whether the glob covers `path` itself.
@@ -287,21 +283,7 @@ mod tests {
 
     #[test]
     fn normalise_refuses_relative_empty_dot_and_dotdot() {
-        for p in [
-            "",
-            "a",
-            "a/b",
-            ".",
-            "..",
-            "/.",
-            "/..",
-            "/a/.",
-            "/a/..",
-            "/a/../b",
-            "/./a",
-            "/a/./b",
-            "/a/b/..//",
-        ] {
+        for p in ["", "a", "a/b", ".", "..", "/.", "/..", "/a/.", "/a/..", "/a/../b", "/./a", "/a/./b", "/a/b/..//"] {
             assert_eq!(norm(p), None, "{p:?}");
         }
     }
@@ -379,20 +361,11 @@ mod tests {
 
     #[test]
     fn bad_globs_are_refused() {
-        assert_eq!(
-            PathGlob::compile("team-a/**").err(),
-            Some(GlobProblem::Relative)
-        );
+        assert_eq!(PathGlob::compile("team-a/**").err(), Some(GlobProblem::Relative));
         assert_eq!(PathGlob::compile("").err(), Some(GlobProblem::Relative));
         assert_eq!(PathGlob::compile("**").err(), Some(GlobProblem::Relative));
-        for g in [
-            "/[", "/{a", "/[z-a]", "/a\\", "/{a,b/c}", "/[a/b]", "/a/../b", "/a/./b", "/..",
-            "/[é]", "/[!ü]x",
-        ] {
-            assert!(
-                matches!(PathGlob::compile(g), Err(GlobProblem::Bad(_))),
-                "{g:?} should be refused"
-            );
+        for g in ["/[", "/{a", "/[z-a]", "/a\\", "/{a,b/c}", "/[a/b]", "/a/../b", "/a/./b", "/..", "/[é]", "/[!ü]x"] {
+            assert!(matches!(PathGlob::compile(g), Err(GlobProblem::Bad(_))), "{g:?} should be refused");
         }
     }
 
@@ -477,11 +450,7 @@ mod tests {
             let pg = glob(g);
             for p in &paths {
                 let vp = VolPath::parse(p).expect("test path is valid");
-                assert_eq!(
-                    pg.matches(&vp),
-                    pg.matches_by_components(&vp),
-                    "glob {g:?} path {p:?}"
-                );
+                assert_eq!(pg.matches(&vp), pg.matches_by_components(&vp), "glob {g:?} path {p:?}");
             }
         }
     }

@@ -25,10 +25,7 @@ impl IdResolver for SystemIds {
     }
 
     fn gid(&self, name: &str) -> Option<u32> {
-        Group::from_name(name)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
+        Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
     }
 }
 
@@ -61,10 +58,7 @@ impl SystemIds {
 
     /// The name of a uid, for messages; `None` when it has no passwd entry.
     pub fn user_name(&self, uid: u32) -> Option<String> {
-        User::from_uid(Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name)
+        User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
     }
 }
 

@@ -161,10 +161,7 @@ impl FromStr for Right {
 
     /// Exactly the lowercase words of policy files.
     fn from_str(s: &str) -> Result<Right, UnknownRight> {
-        Right::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownRight(s.to_owned()))
+        Right::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| UnknownRight(s.to_owned()))
     }
 }
 
@@ -261,9 +258,7 @@ impl Grant {
     fn applies_to(&self, who: &Subject) -> bool {
         match &self.who {
             Who::Everyone => true,
-            Who::Listed { uids, gids } => {
-                uids.contains(&who.uid) || who.gids.iter().any(|g| gids.contains(g))
-            }
+            Who::Listed { uids, gids } => uids.contains(&who.uid) || who.gids.iter().any(|g| gids.contains(g)),
         }
     }
 
@@ -348,17 +343,9 @@ pub struct Policy {
 impl Policy {
     /// Parses and checks policy text. `source` names the file in errors and
     /// in [`Policy::source`]; `ids` resolves user and group names.
-    pub fn from_toml(
-        text: &str,
-        source: &Path,
-        ids: &dyn IdResolver,
-    ) -> Result<Policy, PolicyError> {
+    pub fn from_toml(text: &str, source: &Path, ids: &dyn IdResolver) -> Result<Policy, PolicyError> {
         let grants = parse::parse(text, source, ids)?;
-        Ok(Policy {
-            source: source.to_path_buf(),
-            sha256: Sha256::digest(text.as_bytes()).into(),
-            grants,
-        })
+        Ok(Policy { source: source.to_path_buf(), sha256: Sha256::digest(text.as_bytes()).into(), grants })
     }
 
     /// Reads and checks a policy file, resolving names with the system's
@@ -369,8 +356,7 @@ impl Policy {
 
     /// [`Policy::load`] with a chosen resolver.
     pub fn load_with(path: &Path, ids: &dyn IdResolver) -> Result<Policy, PolicyError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| PolicyError::new(path, None, Problem::Unreadable(e)))?;
+        let bytes = std::fs::read(path).map_err(|e| PolicyError::new(path, None, Problem::Unreadable(e)))?;
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             let valid = &bytes[..e.valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
@@ -414,26 +400,14 @@ impl Policy {
     pub fn explain(&self, who: &Subject, path: &str, right: Right) -> Option<GrantRef> {
         let path = VolPath::parse(path)?;
         let found = |via: Via, test: &dyn Fn(&Grant) -> bool| {
-            self.grants
-                .iter()
-                .enumerate()
-                .find(|(_, g)| g.applies_to(who) && test(g))
-                .map(|(i, g)| GrantRef {
-                    index: i + 1,
-                    line: g.line,
-                    via,
-                })
+            self.grants.iter().enumerate().find(|(_, g)| g.applies_to(who) && test(g)).map(|(i, g)| GrantRef {
+                index: i + 1,
+                line: g.line,
+                via,
+            })
         };
-        found(Via::Direct, &|g| {
-            g.rights.contains(right) && g.covers(&path)
-        })
-        .or_else(|| {
-            if right == Right::List {
-                found(Via::Parent, &|g| g.leads_below(&path))
-            } else {
-                None
-            }
-        })
+        found(Via::Direct, &|g| g.rights.contains(right) && g.covers(&path))
+            .or_else(|| if right == Right::List { found(Via::Parent, &|g| g.leads_below(&path)) } else { None })
     }
 
     /// The grant a [`GrantRef`] points to.

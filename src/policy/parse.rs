@@ -77,20 +77,12 @@ impl<'de> Deserialize<'de> for RawId {
 /// The 1-based line holding byte `offset` of `text`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// Parses and checks a whole policy text. `source` only names the file in
 /// errors.
-pub(crate) fn parse(
-    text: &str,
-    source: &Path,
-    ids: &dyn IdResolver,
-) -> Result<Vec<Grant>, PolicyError> {
+pub(crate) fn parse(text: &str, source: &Path, ids: &dyn IdResolver) -> Result<Vec<Grant>, PolicyError> {
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
         PolicyError::new(source, line, Problem::Toml(e.message().trim().to_owned()))
@@ -98,12 +90,7 @@ pub(crate) fn parse(
     let mut grants = Vec::with_capacity(raw.grant.len());
     for (i, spanned) in raw.grant.into_iter().enumerate() {
         let header_line = line_of(text, spanned.span().start);
-        let ctx = Ctx {
-            text,
-            source,
-            number: i + 1,
-            header_line,
-        };
+        let ctx = Ctx { text, source, number: i + 1, header_line };
         grants.push(ctx.grant(spanned.into_inner(), ids)?);
     }
     Ok(grants)
@@ -121,11 +108,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err<T>(&self, span_start: usize, problem: Problem) -> Result<T, PolicyError> {
-        Err(PolicyError::new(
-            self.source,
-            Some(line_of(self.text, span_start)),
-            problem,
-        ))
+        Err(PolicyError::new(self.source, Some(line_of(self.text, span_start)), problem))
     }
 
     /// The line of a list's value, or of the grant header when it is absent.
@@ -141,11 +124,7 @@ impl Ctx<'_> {
         let (gids, groups) = self.ids(&raw.groups, IdKind::Group, ids)?;
         if uids.is_empty() && gids.is_empty() {
             let line = self.header_line;
-            return Err(PolicyError::new(
-                self.source,
-                Some(line),
-                Problem::NoSubjects { grant: self.number },
-            ));
+            return Err(PolicyError::new(self.source, Some(line), Problem::NoSubjects { grant: self.number }));
         }
 
         let mut globs = Vec::new();
@@ -158,10 +137,7 @@ impl Ctx<'_> {
                     return self.err(p.span().start, Problem::RelativeGlob(glob.clone()));
                 }
                 Err(GlobProblem::Bad(reason)) => {
-                    let problem = Problem::BadGlob {
-                        glob: glob.clone(),
-                        reason,
-                    };
+                    let problem = Problem::BadGlob { glob: glob.clone(), reason };
                     return self.err(p.span().start, problem);
                 }
             }
@@ -188,15 +164,7 @@ impl Ctx<'_> {
             return Err(PolicyError::new(self.source, Some(line), problem));
         }
 
-        Ok(Grant {
-            line: self.header_line,
-            who: Who::Listed { uids, gids },
-            users,
-            groups,
-            paths,
-            globs,
-            rights,
-        })
+        Ok(Grant { line: self.header_line, who: Who::Listed { uids, gids }, users, groups, paths, globs, rights })
     }
 
     /// Resolves a `users` or `groups` list to ids, keeping the text as written.
@@ -235,20 +203,12 @@ fn resolve(raw: &RawId, kind: IdKind, ids: &dyn IdResolver) -> Result<u32, Probl
         IdKind::User => "uid",
         IdKind::Group => "gid",
     };
-    let bad_id = || Problem::BadId {
-        kind: kind_word,
-        value: raw.text(),
-    };
+    let bad_id = || Problem::BadId { kind: kind_word, value: raw.text() };
     match raw {
-        RawId::Number(n) => u32::try_from(*n)
-            .ok()
-            .filter(|id| *id <= MAX_ID)
-            .ok_or_else(bad_id),
-        RawId::Name(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|id| *id <= MAX_ID)
-            .ok_or_else(bad_id),
+        RawId::Number(n) => u32::try_from(*n).ok().filter(|id| *id <= MAX_ID).ok_or_else(bad_id),
+        RawId::Name(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<u32>().ok().filter(|id| *id <= MAX_ID).ok_or_else(bad_id)
+        }
         RawId::Name(s) => match kind {
             IdKind::User => ids.uid(s).ok_or_else(|| Problem::UnknownUser(s.clone())),
             IdKind::Group => ids.gid(s).ok_or_else(|| Problem::UnknownGroup(s.clone())),
@@ -272,9 +232,7 @@ mod tests {
     }
 
     fn error_line(text: &str) -> Option<usize> {
-        Policy::from_toml(text, Path::new(FILE), &Table)
-            .err()
-            .and_then(|e| e.line())
+        Policy::from_toml(text, Path::new(FILE), &Table).err().and_then(|e| e.line())
     }
 
     #[test]
@@ -308,12 +266,8 @@ mod tests {
         let text = "[[grant]]\nusers = [\"recorder\",\n\"mallory\"]\npaths = [\"/**\"]\n\
                     rights = [\"list\"]\n";
         assert_eq!(error(text), format!("{FILE}:3: unknown user \"mallory\""));
-        let text =
-            "[[grant]]\n\ngroups = [\"qa-team-z\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
-        assert_eq!(
-            error(text),
-            format!("{FILE}:3: unknown group \"qa-team-z\"")
-        );
+        let text = "[[grant]]\n\ngroups = [\"qa-team-z\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
+        assert_eq!(error(text), format!("{FILE}:3: unknown group \"qa-team-z\""));
     }
 
     #[test]
@@ -330,32 +284,23 @@ mod tests {
             ("[-1]", "uid -1"),
             ("[99999999999999999999999]", ""),
         ] {
-            let text =
-                format!("[[grant]]\nusers = {users}\npaths = [\"/**\"]\nrights = [\"list\"]\n");
+            let text = format!("[[grant]]\nusers = {users}\npaths = [\"/**\"]\nrights = [\"list\"]\n");
             let e = error(&text);
             assert!(e.starts_with(&format!("{FILE}:2: ")), "{e}");
             assert!(e.contains(shown), "{e}");
         }
         let text = "[[grant]]\ngroups = [\"4294967295\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
-        assert_eq!(
-            error(text),
-            format!("{FILE}:2: gid 4294967295 is out of range (0 to 4294967294)")
-        );
+        assert_eq!(error(text), format!("{FILE}:2: gid 4294967295 is out of range (0 to 4294967294)"));
     }
 
     #[test]
     fn bad_globs_name_their_line() {
         let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/ok/**\",\n\"/team-[a\"]\n\
                     rights = [\"list\"]\n";
-        assert_eq!(
-            error(text),
-            format!("{FILE}:4: bad path glob \"/team-[a\": unclosed character class; missing ']'")
-        );
-        let text =
-            "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/{a,b/c}\"]\nrights = [\"list\"]\n";
+        assert_eq!(error(text), format!("{FILE}:4: bad path glob \"/team-[a\": unclosed character class; missing ']'"));
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/{a,b/c}\"]\nrights = [\"list\"]\n";
         assert!(error(text).starts_with(&format!("{FILE}:3: bad path glob \"/{{a,b/c}}\"")));
-        let text =
-            "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/a/../b\"]\nrights = [\"list\"]\n";
+        let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/a/../b\"]\nrights = [\"list\"]\n";
         assert!(error(text).starts_with(&format!("{FILE}:3: bad path glob \"/a/../b\"")));
     }
 
@@ -363,10 +308,7 @@ mod tests {
     fn relative_glob_names_its_line() {
         let text = "[[grant]]\nusers = [\"recorder\"]\n\npaths = [\"team-a/**\"]\n\
                     rights = [\"list\"]\n";
-        assert_eq!(
-            error(text),
-            format!("{FILE}:4: path \"team-a/**\" must start with \"/\" (the root of the volume)")
-        );
+        assert_eq!(error(text), format!("{FILE}:4: path \"team-a/**\" must start with \"/\" (the root of the volume)"));
     }
 
     #[test]
@@ -382,10 +324,7 @@ mod tests {
         );
         let text = "[[grants]]\nusers = [\"recorder\"]\n";
         let e = error(text);
-        assert!(
-            e.starts_with(&format!("{FILE}:1: unknown field `grants`")),
-            "{e}"
-        );
+        assert!(e.starts_with(&format!("{FILE}:1: unknown field `grants`")), "{e}");
         let text = "version = 2\n";
         assert!(error(text).starts_with(&format!("{FILE}:1: unknown field `version`")));
     }
@@ -400,8 +339,7 @@ mod tests {
         assert!(e.starts_with(&format!("{FILE}:2: invalid type")), "{e}");
         let e = error("[[grant]]\nusers = [\"a\"]\nusers = [\"b\"]\n");
         assert!(e.starts_with(&format!("{FILE}:3: duplicate key")), "{e}");
-        let e =
-            error("[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"list\", 3]\n");
+        let e = error("[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"list\", 3]\n");
         assert!(e.starts_with(&format!("{FILE}:4: invalid type")), "{e}");
         assert!(!e.contains('\n'), "one line: {e:?}");
     }
@@ -410,10 +348,7 @@ mod tests {
     fn grant_without_subjects_points_at_its_header() {
         let text = "[[grant]]\nusers = [\"recorder\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n\n\
                     [[grant]]\nusers = []\ngroups = []\npaths = [\"/**\"]\nrights = [\"list\"]\n";
-        assert_eq!(
-            error(text),
-            format!("{FILE}:6: grant #2 has no users and no groups (it would apply to nobody)")
-        );
+        assert_eq!(error(text), format!("{FILE}:6: grant #2 has no users and no groups (it would apply to nobody)"));
         let text = "[[grant]]\npaths = [\"/**\"]\nrights = [\"list\"]\n";
         assert_eq!(error_line(text), Some(1));
     }

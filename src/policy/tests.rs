@@ -114,13 +114,7 @@ fn qa_team_a_plays_team_a_and_nothing_else() {
 fn team_b_gets_nothing_from_team_a_grant() {
     let p = policy(ISSUE_EXAMPLE);
     let b = bob();
-    for path in [
-        "/",
-        "/team-a",
-        "/team-a/c1.wav",
-        "/team-b",
-        "/team-b/c1.wav",
-    ] {
+    for path in ["/", "/team-a", "/team-a/c1.wav", "/team-b", "/team-b/c1.wav"] {
         for right in Right::ALL {
             assert!(!p.allows(&b, path, right), "{path} {right}");
         }
@@ -154,18 +148,10 @@ fn empty_policy_denies_everything() {
 
 #[test]
 fn parents_of_a_grant_are_listable_and_nothing_beside_them() {
-    let p = policy(
-        "[[grant]]\ngroups = [\"qa-team-a\"]\npaths = [\"/team-a/**\"]\nrights = [\"read\"]\n",
-    );
+    let p = policy("[[grant]]\ngroups = [\"qa-team-a\"]\npaths = [\"/team-a/**\"]\nrights = [\"read\"]\n");
     let a = alice();
-    assert_eq!(
-        p.explain(&a, "/", Right::List).map(|g| g.via),
-        Some(Via::Parent)
-    );
-    assert_eq!(
-        p.explain(&a, "/team-a", Right::List).map(|g| g.via),
-        Some(Via::Parent)
-    );
+    assert_eq!(p.explain(&a, "/", Right::List).map(|g| g.via), Some(Via::Parent));
+    assert_eq!(p.explain(&a, "/team-a", Right::List).map(|g| g.via), Some(Via::Parent));
     assert!(!p.allows(&a, "/team-b", Right::List));
     assert!(!p.allows(&a, "/team-ab", Right::List));
     assert!(!p.allows(&a, "/other.wav", Right::List));
@@ -175,9 +161,7 @@ fn parents_of_a_grant_are_listable_and_nothing_beside_them() {
 
 #[test]
 fn parents_rule_follows_wildcards_in_the_middle() {
-    let p = policy(
-        "[[grant]]\nusers = [\"alice\"]\npaths = [\"/team-*/2024/*.wav\"]\nrights = [\"read\"]\n",
-    );
+    let p = policy("[[grant]]\nusers = [\"alice\"]\npaths = [\"/team-*/2024/*.wav\"]\nrights = [\"read\"]\n");
     let a = alice();
     assert!(p.allows(&a, "/", Right::List));
     assert!(p.allows(&a, "/team-x", Right::List));
@@ -191,9 +175,7 @@ fn parents_rule_follows_wildcards_in_the_middle() {
 
 #[test]
 fn a_blackout_only_grant_still_opens_the_way() {
-    let p = policy(
-        "[[grant]]\nusers = [\"bob\"]\npaths = [\"/team-b/blackouts\"]\nrights = [\"blackout\"]\n",
-    );
+    let p = policy("[[grant]]\nusers = [\"bob\"]\npaths = [\"/team-b/blackouts\"]\nrights = [\"blackout\"]\n");
     assert!(p.allows(&bob(), "/", Right::List));
     assert!(p.allows(&bob(), "/team-b", Right::List));
     assert!(!p.allows(&bob(), "/team-b/blackouts", Right::List));
@@ -258,9 +240,7 @@ fn names_differing_only_in_case_are_different() {
     let a = alice();
     assert!(!p.allows(&a, "/Team-A/c1.wav", Right::Read));
     assert!(!p.allows(&a, "/TEAM-A", Right::List));
-    let p = policy(
-        "[[grant]]\nusers = [\"alice\"]\npaths = [\"/calls/C1.wav\"]\nrights = [\"read\"]\n",
-    );
+    let p = policy("[[grant]]\nusers = [\"alice\"]\npaths = [\"/calls/C1.wav\"]\nrights = [\"read\"]\n");
     assert!(p.allows(&a, "/calls/C1.wav", Right::Read));
     assert!(!p.allows(&a, "/calls/c1.wav", Right::Read));
     assert!(!p.allows(&a, "/calls/C1.WAV", Right::Read));
@@ -287,11 +267,7 @@ fn unicode_names_match_byte_for_byte() {
 fn supplementary_groups_count() {
     let p = policy(ISSUE_EXAMPLE);
     // qa-team-a is alice's supplementary group, not her primary one.
-    assert!(p.allows(
-        &Subject::new(1001, vec![100, 3001]),
-        "/team-a/x",
-        Right::Read
-    ));
+    assert!(p.allows(&Subject::new(1001, vec![100, 3001]), "/team-a/x", Right::Read));
     assert!(p.allows(&Subject::new(1001, vec![3001]), "/team-a/x", Right::Read));
     assert!(!p.allows(&Subject::new(1001, vec![100]), "/team-a/x", Right::Read));
     assert!(!p.allows(&Subject::new(1001, vec![]), "/team-a/x", Right::Read));
@@ -364,16 +340,12 @@ fn rename_needs_the_right_on_both_ends() {
 
 #[test]
 fn single_star_grant_is_one_level_only() {
-    let p =
-        policy("[[grant]]\nusers = [\"alice\"]\npaths = [\"/team-a/*\"]\nrights = [\"list\"]\n");
+    let p = policy("[[grant]]\nusers = [\"alice\"]\npaths = [\"/team-a/*\"]\nrights = [\"list\"]\n");
     assert!(p.allows(&alice(), "/team-a/c1.wav", Right::List));
     assert!(p.allows(&alice(), "/team-a/sub", Right::List));
     assert!(!p.allows(&alice(), "/team-a/sub/c1.wav", Right::List));
     // "/team-a" is reachable as a parent, not matched by "/team-a/*" itself.
-    assert_eq!(
-        p.explain(&alice(), "/team-a", Right::List).map(|g| g.via),
-        Some(Via::Parent)
-    );
+    assert_eq!(p.explain(&alice(), "/team-a", Right::List).map(|g| g.via), Some(Via::Parent));
 }
 
 #[test]
@@ -392,14 +364,7 @@ fn explain_names_the_first_direct_grant() {
     );
     // Grant #1 only makes /team-a listable as a parent; #2 lists it directly.
     let r = p.explain(&alice(), "/team-a", Right::List);
-    assert_eq!(
-        r,
-        Some(GrantRef {
-            index: 2,
-            line: 6,
-            via: Via::Direct
-        })
-    );
+    assert_eq!(r, Some(GrantRef { index: 2, line: 6, via: Via::Direct }));
     let r = p.explain(&alice(), "/team-b", Right::List);
     assert_eq!(r.map(|g| (g.index, g.line)), Some((3, 11)));
     let r = p.explain(&alice(), "/team-a/deep/x", Right::Read);
@@ -410,34 +375,12 @@ fn explain_names_the_first_direct_grant() {
 #[test]
 fn grant_display_matches_the_explain_format() {
     let p = policy(ISSUE_EXAMPLE);
-    let r = p
-        .explain(&alice(), "/team-a/c1.wav", Right::Read)
-        .expect("allowed");
+    let r = p.explain(&alice(), "/team-a/c1.wav", Right::Read).expect("allowed");
     let g = p.grant(r).expect("grant exists");
-    assert_eq!(
-        g.to_string(),
-        "groups [qa-team-a], paths [/team-a/**], rights [list, read]"
-    );
-    assert_eq!(
-        p.grants()[0].to_string(),
-        "users [recorder], paths [/**], rights [list, create, write]"
-    );
-    assert!(
-        p.grant(GrantRef {
-            index: 0,
-            line: 0,
-            via: Via::Direct
-        })
-        .is_none()
-    );
-    assert!(
-        p.grant(GrantRef {
-            index: 3,
-            line: 0,
-            via: Via::Direct
-        })
-        .is_none()
-    );
+    assert_eq!(g.to_string(), "groups [qa-team-a], paths [/team-a/**], rights [list, read]");
+    assert_eq!(p.grants()[0].to_string(), "users [recorder], paths [/**], rights [list, create, write]");
+    assert!(p.grant(GrantRef { index: 0, line: 0, via: Via::Direct }).is_none());
+    assert!(p.grant(GrantRef { index: 3, line: 0, via: Via::Direct }).is_none());
 }
 
 #[test]
@@ -451,10 +394,7 @@ fn allow_all_allows_everything_to_everyone() {
             }
         }
     }
-    assert_eq!(
-        p.text_sha256(),
-        <[u8; 32]>::from(Sha256::digest(ALLOW_ALL_TEXT))
-    );
+    assert_eq!(p.text_sha256(), <[u8; 32]>::from(Sha256::digest(ALLOW_ALL_TEXT)));
     assert_ne!(p.text_sha256(), policy("").text_sha256());
     // No policy file can pose as --allow-all in the audit log.
     assert!(Policy::from_toml(ALLOW_ALL_TEXT, Path::new("p.toml"), &Table).is_err());
@@ -464,10 +404,7 @@ fn allow_all_allows_everything_to_everyone() {
 fn text_sha256_is_of_the_exact_bytes() {
     let a = policy(ISSUE_EXAMPLE);
     let b = policy(&format!("{ISSUE_EXAMPLE}\n"));
-    assert_eq!(
-        a.text_sha256(),
-        <[u8; 32]>::from(Sha256::digest(ISSUE_EXAMPLE))
-    );
+    assert_eq!(a.text_sha256(), <[u8; 32]>::from(Sha256::digest(ISSUE_EXAMPLE)));
     assert_ne!(a.text_sha256(), b.text_sha256());
     // SHA-256 of the empty string.
     assert_eq!(policy("").text_sha256()[..4], [0xe3, 0xb0, 0xc4, 0x42]);
@@ -478,18 +415,10 @@ fn right_words_round_trip() {
     for r in Right::ALL {
         assert_eq!(r.to_string().parse::<Right>(), Ok(r));
     }
-    assert_eq!(
-        "LIST".parse::<Right>(),
-        Err(UnknownRight("LIST".to_owned()))
-    );
-    assert_eq!(
-        " read".parse::<Right>(),
-        Err(UnknownRight(" read".to_owned()))
-    );
+    assert_eq!("LIST".parse::<Right>(), Err(UnknownRight("LIST".to_owned())));
+    assert_eq!(" read".parse::<Right>(), Err(UnknownRight(" read".to_owned())));
     assert!(
-        UnknownRight("raed".to_owned())
-            .to_string()
-            .starts_with("unknown right \"raed\" (expected one of list, read,")
+        UnknownRight("raed".to_owned()).to_string().starts_with("unknown right \"raed\" (expected one of list, read,")
     );
 }
 
@@ -511,10 +440,7 @@ fn load_reads_files_and_reports_unreadable_ones() {
     let e = Policy::load_with(&missing, &Table).expect_err("missing file");
     assert_eq!(e.line(), None);
     assert!(matches!(e.problem(), Problem::Unreadable(_)));
-    assert!(
-        e.to_string()
-            .starts_with(&format!("{}: cannot read policy file: ", missing.display()))
-    );
+    assert!(e.to_string().starts_with(&format!("{}: cannot read policy file: ", missing.display())));
 }
 
 #[test]
@@ -524,10 +450,7 @@ fn load_refuses_non_utf8_with_its_line() {
     std::fs::write(&path, b"# ok\n# caf\xe9\n").expect("write");
     let e = Policy::load_with(&path, &Table).expect_err("not UTF-8");
     assert_eq!(e.line(), Some(2));
-    assert_eq!(
-        e.to_string(),
-        format!("{}:2: policy file is not valid UTF-8", path.display())
-    );
+    assert_eq!(e.to_string(), format!("{}:2: policy file is not valid UTF-8", path.display()));
 }
 
 /// Arbitrary text must never panic the parser, whatever it returns.
@@ -563,10 +486,7 @@ fn garbage_never_panics() {
 
 #[test]
 fn normalize_path_is_what_allows_matches() {
-    assert_eq!(
-        normalize_path("//team-a//c1.wav/").as_deref(),
-        Some("/team-a/c1.wav")
-    );
+    assert_eq!(normalize_path("//team-a//c1.wav/").as_deref(), Some("/team-a/c1.wav"));
     assert_eq!(normalize_path("/").as_deref(), Some("/"));
     assert_eq!(normalize_path("/a/../b"), None);
     assert_eq!(normalize_path("a"), None);

@@ -37,19 +37,13 @@ pub fn groups_from_status(status: &str) -> Option<Vec<u32>> {
 
 impl Access {
     pub fn new(policy: Policy) -> Self {
-        Access {
-            policy: RwLock::new(Arc::new(policy)),
-            subjects: Mutex::new(HashMap::new()),
-        }
+        Access { policy: RwLock::new(Arc::new(policy)), subjects: Mutex::new(HashMap::new()) }
     }
 
     /// The policy in force now. New checks use it; open handles keep the
     /// rights they were opened with.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Puts a new policy in force atomically.
@@ -65,11 +59,10 @@ impl Access {
         {
             return Ok(s.clone());
         }
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", who.pid)).map_err(|_| {
-                debug!("pid {} is gone; denied", who.pid);
-                Errno::EACCES
-            })?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", who.pid)).map_err(|_| {
+            debug!("pid {} is gone; denied", who.pid);
+            Errno::EACCES
+        })?;
         let mut gids = vec![who.gid];
         for g in groups_from_status(&status).ok_or(Errno::EACCES)? {
             if !gids.contains(&g) {
@@ -95,10 +88,7 @@ impl Access {
         if policy.allows(&subject, path, right) {
             Ok(())
         } else {
-            debug!(
-                "denied: uid {} pid {} has no {right} on {path}",
-                who.uid, who.pid
-            );
+            debug!("denied: uid {} pid {} has no {right} on {path}", who.uid, who.pid);
             Err(Errno::EACCES)
         }
     }

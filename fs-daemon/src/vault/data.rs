@@ -24,6 +24,9 @@ pub struct Handle {
     /// it after a policy reload takes away its `list` right.
     pub ino: u64,
     pub owner_uid: u32,
+    /// Who opened it, where, and how: what the close record reports.
+    pub opener: Caller,
+    pub path: String,
     pub file: Arc<OpenFile>,
     pub readable: bool,
     pub writable: bool,
@@ -48,14 +51,14 @@ pub fn access_of(flags: i32) -> (bool, bool) {
 impl Vault {
     /// Opens a handle; `read` and `write` rights are checked here and kept
     /// on the handle.
-    pub fn open(&self, ino: u64, flags: i32, who: &Caller) -> Result<u64, Errno> {
+    pub(super) fn do_open(&self, ino: u64, flags: i32, who: &Caller) -> Result<u64, Errno> {
         let inode = self.inode(ino)?;
         let (readable, writable) = access_of(flags);
         if readable {
-            self.allow(who, ino, Right::Read)?;
+            self.allow(who, "open", ino, Right::Read)?;
         }
         if writable || flags & libc::O_TRUNC != 0 {
-            self.allow(who, ino, Right::Write)?;
+            self.allow(who, "open", ino, Right::Write)?;
         }
         self.open_with(&inode, flags, None, who)
     }
@@ -85,16 +88,15 @@ impl Vault {
         let handle = Handle {
             ino: inode.ino,
             owner_uid: who.uid,
+            opener: *who,
+            path: self.path_of(inode.ino),
             file,
             readable,
             writable,
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
         };
-        self.handles
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(fh, Arc::new(handle));
+        self.handles.write().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(handle));
         Ok(fh)
     }
 
@@ -106,11 +108,9 @@ impl Vault {
         }
         let fd = match fresh {
             Some(f) => f,
-            None => OpenOptions::new()
-                .read(true)
-                .write(!self.read_only)
-                .open(proc_path(&inode.fd))
-                .map_err(io_errno)?,
+            None => {
+                OpenOptions::new().read(true).write(!self.read_only).open(proc_path(&inode.fd)).map_err(io_errno)?
+            }
         };
         let file = Arc::new(OpenFile::load(fd, inode.ino, &self.keys, !self.read_only)?);
         *slot = Arc::downgrade(&file);
@@ -118,11 +118,7 @@ impl Vault {
     }
 
     /// A short-lived view of a file's contents for `truncate(2)` by path.
-    pub(super) fn file_for_setattr(
-        &self,
-        inode: &Inode,
-        fh: Option<u64>,
-    ) -> Result<Arc<OpenFile>, Errno> {
+    pub(super) fn file_for_setattr(&self, inode: &Inode, fh: Option<u64>) -> Result<Arc<OpenFile>, Errno> {
         if let Some(h) = fh.and_then(|fh| self.handle(fh).ok()) {
             return Ok(h.file.clone());
         }
@@ -136,12 +132,7 @@ impl Vault {
     }
 
     pub fn handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
-        self.handles
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&fh)
-            .cloned()
-            .ok_or(Errno::EBADF)
+        self.handles.read().unwrap_or_else(|e| e.into_inner()).get(&fh).cloned().ok_or(Errno::EBADF)
     }
 
     pub fn read(&self, fh: u64, off: u64, len: u32) -> Result<Vec<u8>, Errno> {
@@ -160,8 +151,7 @@ impl Vault {
             return Err(Errno::EBADF);
         }
         h.file.write(off, data, &self.keys)?;
-        h.bytes_written
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        h.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data.len() as u32)
     }
 
@@ -171,13 +161,8 @@ impl Vault {
     }
 
     /// The last descriptor of a handle is gone.
-    pub fn release(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
-        let h = self
-            .handles
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&fh)
-            .ok_or(Errno::EBADF)?;
+    pub(super) fn do_release(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
+        let h = self.handles.write().unwrap_or_else(|e| e.into_inner()).remove(&fh).ok_or(Errno::EBADF)?;
         h.file.flush(&self.keys)?;
         Ok(h)
     }
@@ -202,9 +187,7 @@ impl Vault {
     /// `fsync` on a directory: its entries are durable.
     pub fn fsyncdir(&self, ino: u64) -> Result<(), Errno> {
         let dir = self.dir_inode(ino)?;
-        File::open(proc_path(&dir.fd))
-            .and_then(|f| f.sync_all())
-            .map_err(io_errno)
+        File::open(proc_path(&dir.fd)).and_then(|f| f.sync_all()).map_err(io_errno)
     }
 }
 

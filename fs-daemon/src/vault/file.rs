@@ -14,8 +14,8 @@ use callvault::contents::SectorCipher;
 use callvault::fileheader::{FileHeader, SLOT_LEN};
 use callvault::keys::VolumeKeys;
 use callvault::sectors::{
-    self, BackingLen, FILE_HEADER_LEN, SECTOR_SIZE, backing_len_for_size, backing_offset,
-    covers_whole_sector, sectors_for_size, sectors_touched,
+    self, BackingLen, FILE_HEADER_LEN, SECTOR_SIZE, backing_len_for_size, backing_offset, covers_whole_sector,
+    sectors_for_size, sectors_touched,
 };
 use log::{error, warn};
 use nix::errno::Errno;
@@ -50,13 +50,7 @@ impl OpenFile {
     /// impossible length is EIO for this file only, with a log line.
     pub fn load(fd: File, ino: u64, keys: &VolumeKeys, writable: bool) -> Result<OpenFile, Errno> {
         let len = fd.metadata().map_err(io_errno)?.len();
-        let mut st = State {
-            header: None,
-            cipher: None,
-            size: 0,
-            dirty: false,
-            persisted_at: Instant::now(),
-        };
+        let mut st = State { header: None, cipher: None, size: 0, dirty: false, persisted_at: Instant::now() };
         if len > 0 {
             let mut region = vec![0u8; FILE_HEADER_LEN as usize];
             let n = read_full(&fd, &mut region, 0).map_err(io_errno)?;
@@ -82,20 +76,14 @@ impl OpenFile {
                     return Err(Errno::EIO);
                 }
             }
-            st.cipher = Some(
-                SectorCipher::new(&keys.file_key(&header.file_id)).map_err(|e| {
-                    error!("inode {ino}: {e}");
-                    Errno::EIO
-                })?,
-            );
+            st.cipher = Some(SectorCipher::new(&keys.file_key(&header.file_id)).map_err(|e| {
+                error!("inode {ino}: {e}");
+                Errno::EIO
+            })?);
             st.size = header.size;
             st.header = Some(header);
         }
-        Ok(OpenFile {
-            fd,
-            ino,
-            state: RwLock::new(st),
-        })
+        Ok(OpenFile { fd, ino, state: RwLock::new(st) })
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -164,9 +152,7 @@ impl OpenFile {
         next.size = st.size;
         for _ in 0..if both { 2 } else { 1 } {
             next.generation += 1;
-            self.fd
-                .write_all_at(&next.encode(&keys.file_header_mac), next.slot_offset())
-                .map_err(io_errno)?;
+            self.fd.write_all_at(&next.encode(&keys.file_header_mac), next.slot_offset()).map_err(io_errno)?;
         }
         *h = next;
         st.dirty = false;
@@ -202,9 +188,7 @@ impl OpenFile {
         let at = (off - sectors::sector_start(range.start)) as usize;
         buf[at..at + data.len()].copy_from_slice(data);
         cipher.encrypt_run(range.start, &mut buf);
-        self.fd
-            .write_all_at(&buf, backing_offset(range.start))
-            .map_err(io_errno)?;
+        self.fd.write_all_at(&buf, backing_offset(range.start)).map_err(io_errno)?;
         if end > st.size {
             st.size = end;
             st.dirty = true;
@@ -237,16 +221,12 @@ impl OpenFile {
                 cipher.decrypt_run(s, &mut sector);
                 sector[tail as usize..].fill(0);
                 cipher.encrypt_run(s, &mut sector);
-                self.fd
-                    .write_all_at(&sector, backing_offset(s))
-                    .map_err(io_errno)?;
+                self.fd.write_all_at(&sector, backing_offset(s)).map_err(io_errno)?;
             }
             // Header first: a crash between the two leaves excess sectors, which are harmless.
             st.size = new_size;
             self.persist_header(&mut st, keys, true)?;
-            self.fd
-                .set_len(backing_len_for_size(new_size))
-                .map_err(io_errno)?;
+            self.fd.set_len(backing_len_for_size(new_size)).map_err(io_errno)?;
         } else {
             // Backing first: the header must never claim sectors that do not exist.
             let need = backing_len_for_size(new_size);
@@ -260,13 +240,7 @@ impl OpenFile {
     }
 
     /// Reserves backing space for `off .. off+len` (mode 0 grows the size).
-    pub fn allocate(
-        &self,
-        off: u64,
-        len: u64,
-        keep_size: bool,
-        keys: &VolumeKeys,
-    ) -> Result<(), Errno> {
+    pub fn allocate(&self, off: u64, len: u64, keep_size: bool, keys: &VolumeKeys) -> Result<(), Errno> {
         let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
         if !keep_size && end > self.size() {
             self.truncate(end, keys)?;
@@ -303,12 +277,7 @@ impl OpenFile {
     /// Makes everything written so far durable.
     pub fn sync(&self, keys: &VolumeKeys, data_only: bool) -> Result<(), Errno> {
         self.flush(keys)?;
-        if data_only {
-            self.fd.sync_data()
-        } else {
-            self.fd.sync_all()
-        }
-        .map_err(io_errno)
+        if data_only { self.fd.sync_data() } else { self.fd.sync_all() }.map_err(io_errno)
     }
 }
 

@@ -114,17 +114,11 @@ impl InodeTable {
         let mut map = HashMap::new();
         root.nlookup.store(1, Ordering::Relaxed);
         map.insert(ROOT, Arc::new(root));
-        InodeTable {
-            map: RwLock::new(map),
-        }
+        InodeTable { map: RwLock::new(map) }
     }
 
     pub fn get(&self, ino: u64) -> Option<Arc<Inode>> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ino)
-            .cloned()
+        self.map.read().unwrap_or_else(|e| e.into_inner()).get(&ino).cloned()
     }
 
     /// Records one more kernel reference to the inode `make` describes, adding
@@ -160,12 +154,7 @@ impl InodeTable {
 
     /// Every inode, for flushing at unmount.
     pub fn all(&self) -> Vec<Arc<Inode>> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.map.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 }
 

@@ -7,9 +7,11 @@
 
 pub mod access;
 pub mod attr;
+pub mod audit;
 pub mod data;
 pub mod file;
 pub mod inode;
+pub mod journaled;
 pub mod meta;
 pub mod namespace;
 
@@ -33,6 +35,8 @@ use nix::sys::stat::{FileStat, Mode, fstatat};
 
 use access::Access;
 pub use attr::{Attr, Caller, SetAttr, SetTime};
+use audit::Audit;
+use callvault::journal::{Detail, Event, EventKind, Journal};
 use data::{DirHandle, Handle};
 use inode::{InoMap, Inode, InodeTable, Kind, Location, ROOT, lock};
 
@@ -57,6 +61,7 @@ pub struct Vault {
     /// (rmdir, rename over a directory), so nothing is created in it meanwhile.
     namespace: RwLock<()>,
     access: Access,
+    pub audit: Audit,
 }
 
 /// `/proc/self/fd/N`: reopens an `O_PATH` descriptor for I/O or for calls
@@ -75,6 +80,7 @@ impl Vault {
         data_dir: &Path,
         keys: VolumeKeys,
         policy: Policy,
+        journal: Option<Journal>,
         opts: VaultOptions,
     ) -> Result<Vault, Errno> {
         let fd = openat(
@@ -84,21 +90,11 @@ impl Vault {
             Mode::empty(),
         )?;
         let st = fstatat(&fd, "", AtFlags::AT_EMPTY_PATH)?;
-        let root = Inode::new(
-            ROOT,
-            Kind::Dir,
-            fd,
-            Location {
-                parent: ROOT,
-                name: Vec::new(),
-            },
-        );
+        let root = Inode::new(ROOT, Kind::Dir, fd, Location { parent: ROOT, name: Vec::new() });
         let vault = Vault {
             keys,
             inodes: InodeTable::new(root),
-            inomap: InoMap {
-                backing_root: st.st_ino,
-            },
+            inomap: InoMap { backing_root: st.st_ino },
             handles: RwLock::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -106,6 +102,7 @@ impl Vault {
             as_root: nix::unistd::geteuid().is_root(),
             namespace: RwLock::new(()),
             access: Access::new(policy),
+            audit: Audit::new(journal),
         };
         // Fail at mount rather than at first use if the root's ID is gone.
         let root = vault.inode(ROOT)?;
@@ -126,11 +123,7 @@ impl Vault {
     }
 
     fn writable(&self) -> Result<(), Errno> {
-        if self.read_only {
-            Err(Errno::EROFS)
-        } else {
-            Ok(())
-        }
+        if self.read_only { Err(Errno::EROFS) } else { Ok(()) }
     }
 
     /// The ID of a directory, read from its `.dirid` once.
@@ -139,19 +132,11 @@ impl Vault {
             return Ok(*id);
         }
         let damaged = |why: &str| {
-            error!(
-                "directory inode {}: {DIRID_FILE} {why}; its entries cannot be named",
-                dir.ino
-            );
+            error!("directory inode {}: {DIRID_FILE} {why}; its entries cannot be named", dir.ino);
             Errno::EIO
         };
-        let fd = openat(
-            &dir.fd,
-            DIRID_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
-        .map_err(|e| damaged(&format!("cannot be opened ({e})")))?;
+        let fd = openat(&dir.fd, DIRID_FILE, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())
+            .map_err(|e| damaged(&format!("cannot be opened ({e})")))?;
         let mut id = [0u8; DIRID_LEN];
         let mut f = File::from(fd);
         let mut extra = [0u8; 1];
@@ -226,11 +211,7 @@ impl Vault {
     }
 
     fn stat(&self, inode: &Inode) -> Result<FileStat, Errno> {
-        fstatat(
-            &inode.fd,
-            "",
-            AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
+        fstatat(&inode.fd, "", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)
     }
 
     /// Puts a new access policy in force for every later check.
@@ -239,20 +220,31 @@ impl Vault {
     }
 
     /// Ok if `who` holds `right` on the object `ino` (at its last-seen path).
-    fn allow(&self, who: &Caller, ino: u64, right: Right) -> Result<(), Errno> {
-        self.access.check(who, &self.path_of(ino), right)
+    /// A denial is recorded in the journal (as operation `op`) before EACCES
+    /// is returned; if it cannot be recorded, EIO.
+    fn allow(&self, who: &Caller, op: &str, ino: u64, right: Right) -> Result<(), Errno> {
+        self.allow_path(who, op, &self.path_of(ino), right)
     }
 
     /// Ok if `who` holds `right` on the name `name` inside directory `parent`.
-    fn allow_child(
-        &self,
-        who: &Caller,
-        parent: u64,
-        name: &[u8],
-        right: Right,
-    ) -> Result<(), Errno> {
-        self.access
-            .check(who, &self.child_path(parent, name), right)
+    fn allow_child(&self, who: &Caller, op: &str, parent: u64, name: &[u8], right: Right) -> Result<(), Errno> {
+        self.allow_path(who, op, &self.child_path(parent, name), right)
+    }
+
+    fn allow_path(&self, who: &Caller, op: &str, path: &str, right: Right) -> Result<(), Errno> {
+        let denied = match self.access.check(who, path, right) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if self.audit.enabled() {
+            let detail = Detail { op: Some(op.into()), missing_right: Some(right.to_string()), ..Detail::default() };
+            let ev = Event::new(EventKind::Denied, self.audit.actor(who))
+                .outcome(audit::outcome::<()>(&Err(denied)))
+                .path(path)
+                .detail(detail);
+            self.audit.record(ev)?;
+        }
+        Err(denied)
     }
 
     /// Plaintext path of an inode inside the volume, from where it was last
@@ -288,12 +280,7 @@ impl Vault {
                 let _ = open.sync(&self.keys, false);
             }
         }
-        for h in self
-            .handles
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for h in self.handles.read().unwrap_or_else(|e| e.into_inner()).values() {
             let _ = h.file.sync(&self.keys, false);
         }
     }

@@ -41,7 +41,7 @@ impl Vault {
     /// Looks `name` up in directory `parent`; the kernel now holds one more reference.
     pub fn lookup(&self, parent: u64, name: &[u8], who: &Caller) -> Result<Attr, Errno> {
         let p = self.dir_inode(parent)?;
-        self.allow_child(who, parent, name, Right::List)?;
+        self.allow_child(who, "lookup", parent, name, Right::List)?;
         let bn = self.backing_name(&p, name)?;
         self.child(&p, bn.entry(), name).map(|(attr, _)| attr)
     }
@@ -58,24 +58,12 @@ impl Vault {
                 existing
             }
             None => {
-                let fd = openat(
-                    &p.fd,
-                    entry,
-                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )?;
-                let again = fstatat(
-                    &fd,
-                    "",
-                    AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
-                )?;
+                let fd = openat(&p.fd, entry, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+                let again = fstatat(&fd, "", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 if again.st_ino != st.st_ino {
                     return Err(Errno::EAGAIN); // replaced between stat and open; the kernel retries
                 }
-                let loc = Location {
-                    parent: p.ino,
-                    name: name.to_vec(),
-                };
+                let loc = Location { parent: p.ino, name: name.to_vec() };
                 self.inodes.remember(ino, || Inode::new(ino, kind, fd, loc))
             }
         };
@@ -112,27 +100,15 @@ impl Vault {
     }
 
     /// Gives a new backing object to its creator (only possible as root).
-    fn give_to(
-        &self,
-        fd: impl AsFd,
-        path: &str,
-        caller: &Caller,
-        flags: AtFlags,
-    ) -> Result<(), Errno> {
+    fn give_to(&self, fd: impl AsFd, path: &str, caller: &Caller, flags: AtFlags) -> Result<(), Errno> {
         if self.as_root {
-            fchownat(
-                fd,
-                path,
-                Some(Uid::from_raw(caller.uid)),
-                Some(Gid::from_raw(caller.gid)),
-                flags,
-            )?;
+            fchownat(fd, path, Some(Uid::from_raw(caller.uid)), Some(Gid::from_raw(caller.gid)), flags)?;
         }
         Ok(())
     }
 
     /// Creates and opens a regular file. Returns its attributes and handle.
-    pub fn create(
+    pub(super) fn do_create(
         &self,
         parent: u64,
         name: &[u8],
@@ -140,12 +116,12 @@ impl Vault {
         umask: u32,
         flags: i32,
         caller: &Caller,
-    ) -> Result<(Attr, u64), Errno> {
+    ) -> Result<(Attr, u64, bool), Errno> {
         self.writable()?;
         let p = self.dir_inode(parent)?;
-        self.allow_child(caller, parent, name, Right::Create)?;
+        self.allow_child(caller, "create", parent, name, Right::Create)?;
         if access_of(flags).0 {
-            self.allow_child(caller, parent, name, Right::Read)?;
+            self.allow_child(caller, "create", parent, name, Right::Read)?;
         }
         let ns = read_lock(&self.namespace);
         let bn = self.backing_name(&p, name)?;
@@ -161,24 +137,22 @@ impl Vault {
             Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
                 drop(ns);
                 let attr = self.lookup(parent, name, caller)?;
-                let fh = self
-                    .open(attr.ino, flags & !libc::O_CREAT, caller)
-                    .inspect_err(|_| self.forget(attr.ino, 1))?;
-                return Ok((self.getattr(attr.ino, Some(fh), caller)?, fh));
+                let fh =
+                    self.do_open(attr.ino, flags & !libc::O_CREAT, caller).inspect_err(|_| self.forget(attr.ino, 1))?;
+                return Ok((self.getattr(attr.ino, Some(fh), caller)?, fh, false));
             }
             Err(e) => return Err(e),
         };
         self.give_to(&fd, "", caller, AtFlags::AT_EMPTY_PATH)?;
         let (attr, inode) = self.child(&p, bn.entry(), name)?;
-        let fh = self
-            .open_with(&inode, flags, Some(File::from(fd)), caller)
-            .inspect_err(|_| self.forget(attr.ino, 1))?;
-        Ok((attr, fh))
+        let fh =
+            self.open_with(&inode, flags, Some(File::from(fd)), caller).inspect_err(|_| self.forget(attr.ino, 1))?;
+        Ok((attr, fh, true))
     }
 
     /// Creates a directory: built under a temporary name with its `.dirid`
     /// and renamed into place, so a crash never leaves a directory without an ID.
-    pub fn mkdir(
+    pub(super) fn do_mkdir(
         &self,
         parent: u64,
         name: &[u8],
@@ -187,7 +161,7 @@ impl Vault {
         caller: &Caller,
     ) -> Result<Attr, Errno> {
         self.writable()?;
-        self.allow_child(caller, parent, name, Right::Create)?;
+        self.allow_child(caller, "mkdir", parent, name, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -196,11 +170,7 @@ impl Vault {
         }
         self.write_long_name(&p, &bn)?;
         let tmp = temp_name()?;
-        mkdirat(
-            &p.fd,
-            tmp.as_str(),
-            Mode::from_bits_truncate(mode & !umask & 0o7777),
-        )?;
+        mkdirat(&p.fd, tmp.as_str(), Mode::from_bits_truncate(mode & !umask & 0o7777))?;
         let built = (|| {
             let dfd = openat(
                 &p.fd,
@@ -211,13 +181,7 @@ impl Vault {
             let id: [u8; names::DIRID_LEN] = callvault::random::array().map_err(|_| Errno::EIO)?;
             write_dirid(&dfd, &id)?;
             self.give_to(&dfd, "", caller, AtFlags::AT_EMPTY_PATH)?;
-            renameat2(
-                &p.fd,
-                tmp.as_str(),
-                &p.fd,
-                bn.entry(),
-                RenameFlags::RENAME_NOREPLACE,
-            )
+            renameat2(&p.fd, tmp.as_str(), &p.fd, bn.entry(), RenameFlags::RENAME_NOREPLACE)
         })();
         if let Err(e) = built {
             remove_dir_tree_of_housekeeping(&p.fd, &tmp);
@@ -226,9 +190,9 @@ impl Vault {
         self.child(&p, bn.entry(), name).map(|(a, _)| a)
     }
 
-    pub fn unlink(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
+    pub(super) fn do_unlink(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
         self.writable()?;
-        self.allow_child(who, parent, name, Right::Delete)?;
+        self.allow_child(who, "unlink", parent, name, Right::Delete)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -241,9 +205,9 @@ impl Vault {
         Ok(())
     }
 
-    pub fn rmdir(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
+    pub(super) fn do_rmdir(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
         self.writable()?;
-        self.allow_child(who, parent, name, Right::Delete)?;
+        self.allow_child(who, "rmdir", parent, name, Right::Delete)?;
         let _ns = write_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
@@ -256,7 +220,7 @@ impl Vault {
         Ok(())
     }
 
-    pub fn rename(
+    pub(super) fn do_rename(
         &self,
         parent: u64,
         name: &[u8],
@@ -266,15 +230,12 @@ impl Vault {
         who: &Caller,
     ) -> Result<(), Errno> {
         self.writable()?;
-        self.allow_child(who, parent, name, Right::Rename)?;
-        self.allow_child(who, newparent, newname, Right::Rename)?;
+        self.allow_child(who, "rename", parent, name, Right::Rename)?;
+        self.allow_child(who, "rename", newparent, newname, Right::Rename)?;
         let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
         let _ns = write_lock(&self.namespace);
         let (p, np) = (self.dir_inode(parent)?, self.dir_inode(newparent)?);
-        let (bo, bn) = (
-            self.backing_name(&p, name)?,
-            self.backing_name(&np, newname)?,
-        );
+        let (bo, bn) = (self.backing_name(&p, name)?, self.backing_name(&np, newname)?);
         let src = fstatat(&p.fd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
         let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
         // Replacing an empty directory: the backing one still holds its .dirid.
@@ -313,15 +274,9 @@ impl Vault {
         Ok(())
     }
 
-    pub fn link(
-        &self,
-        ino: u64,
-        newparent: u64,
-        newname: &[u8],
-        who: &Caller,
-    ) -> Result<Attr, Errno> {
+    pub(super) fn do_link(&self, ino: u64, newparent: u64, newname: &[u8], who: &Caller) -> Result<Attr, Errno> {
         self.writable()?;
-        self.allow_child(who, newparent, newname, Right::Create)?;
+        self.allow_child(who, "link", newparent, newname, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let inode = self.inode(ino)?;
         if inode.kind == Kind::Dir {
@@ -344,20 +299,13 @@ impl Vault {
         self.child(&np, bn.entry(), newname).map(|(a, _)| a)
     }
 
-    pub fn symlink(
-        &self,
-        parent: u64,
-        name: &[u8],
-        target: &[u8],
-        caller: &Caller,
-    ) -> Result<Attr, Errno> {
+    pub(super) fn do_symlink(&self, parent: u64, name: &[u8], target: &[u8], caller: &Caller) -> Result<Attr, Errno> {
         self.writable()?;
-        self.allow_child(caller, parent, name, Right::Create)?;
+        self.allow_child(caller, "symlink", parent, name, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
-        let stored =
-            names::encrypt_link_target(&self.keys.link_targets, target).map_err(|_| Errno::EIO)?;
+        let stored = names::encrypt_link_target(&self.keys.link_targets, target).map_err(|_| Errno::EIO)?;
         if stored.len() >= libc::PATH_MAX as usize {
             return Err(Errno::ENAMETOOLONG);
         }
@@ -367,9 +315,10 @@ impl Vault {
         self.child(&p, bn.entry(), name).map(|(a, _)| a)
     }
 
-    /// Named pipes and sockets are kept; device nodes have no place in a
-    /// recording volume and are refused (docs/SEMANTICS.md).
-    pub fn mknod(
+    /// Named pipes and sockets are kept (regular files go through create);
+    /// device nodes have no place in a recording volume and are refused
+    /// (docs/SEMANTICS.md).
+    pub(super) fn do_mknod(
         &self,
         parent: u64,
         name: &[u8],
@@ -378,34 +327,16 @@ impl Vault {
         caller: &Caller,
     ) -> Result<Attr, Errno> {
         let kind = SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits());
-        if kind == SFlag::S_IFREG || kind.is_empty() {
-            let (attr, fh) = self.create(
-                parent,
-                name,
-                mode,
-                umask,
-                libc::O_EXCL | libc::O_WRONLY,
-                caller,
-            )?;
-            self.release(fh)?;
-            return Ok(attr);
-        }
         if kind != SFlag::S_IFIFO && kind != SFlag::S_IFSOCK {
             return Err(Errno::EPERM);
         }
         self.writable()?;
-        self.allow_child(caller, parent, name, Right::Create)?;
+        self.allow_child(caller, "mknod", parent, name, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
         self.write_long_name(&p, &bn)?;
-        mknodat(
-            &p.fd,
-            bn.entry(),
-            kind,
-            Mode::from_bits_truncate(mode & !umask & 0o7777),
-            0,
-        )?;
+        mknodat(&p.fd, bn.entry(), kind, Mode::from_bits_truncate(mode & !umask & 0o7777), 0)?;
         self.give_to(&p.fd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
         self.child(&p, bn.entry(), name).map(|(a, _)| a)
     }
@@ -414,21 +345,13 @@ impl Vault {
     /// Entries the caller may not `list` are left out.
     pub fn opendir(&self, ino: u64, who: &Caller) -> Result<u64, Errno> {
         let dir = self.dir_inode(ino)?;
-        self.allow(who, ino, Right::List)?;
+        self.allow(who, "readdir", ino, Right::List)?;
         let dir_path = self.path_of(ino);
         let id = self.dir_id(&dir)?;
         let parent = dir.location().parent;
         let mut entries = vec![
-            DirEntry {
-                ino,
-                kind: Kind::Dir,
-                name: b".".to_vec(),
-            },
-            DirEntry {
-                ino: parent,
-                kind: Kind::Dir,
-                name: b"..".to_vec(),
-            },
+            DirEntry { ino, kind: Kind::Dir, name: b".".to_vec() },
+            DirEntry { ino: parent, kind: Kind::Dir, name: b"..".to_vec() },
         ];
         let mut d = nix::dir::Dir::openat(
             &dir.fd,
@@ -447,9 +370,7 @@ impl Vault {
                 EntryKind::Long(hashed) => match read_long_name(&dir.fd, hashed) {
                     Some(full) => full,
                     None => {
-                        warn!(
-                            "directory inode {ino}: long name {hashed} has no valid side file; not listed"
-                        );
+                        warn!("directory inode {ino}: long name {hashed} has no valid side file; not listed");
                         continue;
                     }
                 },
@@ -467,24 +388,20 @@ impl Vault {
                 Some(nix::dir::Type::Fifo) => Kind::Fifo,
                 Some(nix::dir::Type::Socket) => Kind::Socket,
                 Some(nix::dir::Type::File) => Kind::File,
-                _ => match fstatat(&dir.fd, backing, AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .ok()
-                    .and_then(|s| kind_of(s.st_mode))
-                {
-                    Some(k) => k,
-                    None => continue,
-                },
+                _ => {
+                    match fstatat(&dir.fd, backing, AtFlags::AT_SYMLINK_NOFOLLOW).ok().and_then(|s| kind_of(s.st_mode))
+                    {
+                        Some(k) => k,
+                        None => continue,
+                    }
+                }
             };
             let sep = if dir_path == "/" { "" } else { "/" };
             let child = format!("{dir_path}{sep}{}", String::from_utf8_lossy(&name));
             if self.access.check(who, &child, Right::List).is_err() {
                 continue;
             }
-            entries.push(DirEntry {
-                ino: self.inomap.fuse_ino(e.ino()),
-                kind,
-                name,
-            });
+            entries.push(DirEntry { ino: self.inomap.fuse_ino(e.ino()), kind, name });
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.dirs).insert(fh, Arc::new(DirHandle { entries }));
@@ -503,11 +420,7 @@ impl Vault {
 
 fn temp_name() -> Result<String, Errno> {
     let r: [u8; 12] = callvault::random::array().map_err(|_| Errno::EIO)?;
-    Ok(format!(
-        "{}{}",
-        names::TMP_PREFIX,
-        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    Ok(format!("{}{}", names::TMP_PREFIX, r.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
 fn write_dirid(dir: &OwnedFd, id: &[u8; names::DIRID_LEN]) -> Result<(), Errno> {
@@ -523,13 +436,7 @@ fn write_dirid(dir: &OwnedFd, id: &[u8; names::DIRID_LEN]) -> Result<(), Errno> 
 
 fn read_long_name(dir: &OwnedFd, hashed: &str) -> Option<String> {
     let file = format!("{hashed}{}", names::LONG_NAME_SUFFIX);
-    let fd = openat(
-        dir,
-        file.as_str(),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .ok()?;
+    let fd = openat(dir, file.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty()).ok()?;
     let mut s = String::new();
     std::io::Read::read_to_string(&mut File::from(fd).take(4096), &mut s).ok()?;
     names::long_name_matches(hashed, &s).then_some(s)
@@ -570,12 +477,8 @@ fn empty_for_removal(parent: &OwnedFd, entry: &str) -> Result<Emptied, Errno> {
     )?;
     let mut internal = Vec::new();
     {
-        let mut d = nix::dir::Dir::openat(
-            &dfd,
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
+        let mut d =
+            nix::dir::Dir::openat(&dfd, ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
         for e in d.iter() {
             let e = e?;
             let n = e.file_name().to_bytes();
@@ -592,12 +495,7 @@ fn empty_for_removal(parent: &OwnedFd, entry: &str) -> Result<Emptied, Errno> {
         }
     }
     let mut dir_id = None;
-    if let Ok(fd) = openat(
-        &dfd,
-        DIRID_FILE,
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    if let Ok(fd) = openat(&dfd, DIRID_FILE, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
         let mut id = [0u8; names::DIRID_LEN];
         if File::from(fd).read_exact(&mut id).is_ok() {
             dir_id = Some(id);
@@ -613,12 +511,9 @@ fn empty_for_removal(parent: &OwnedFd, entry: &str) -> Result<Emptied, Errno> {
 
 /// Removes a half-built directory (a `.tmp-*` holding only its `.dirid`).
 fn remove_dir_tree_of_housekeeping(parent: &OwnedFd, name: &str) {
-    if let Ok(d) = openat(
-        parent,
-        name,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    if let Ok(d) =
+        openat(parent, name, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+    {
         let _ = unlinkat(&d, DIRID_FILE, UnlinkatFlags::NoRemoveDir);
     }
     let _ = unlinkat(parent, name, UnlinkatFlags::RemoveDir);

@@ -1,0 +1,504 @@
+#!/usr/bin/env bash
+# callvault benchmark: the same workloads on a plain directory, on callvault and
+# on gocryptfs, each backed by tmpfs and by the disk, in interleaved runs.
+# Prints a table (median [min–max] per cell, ratios callvault/gocryptfs and
+# callvault/plain) and writes bench/results/<timestamp>.json and latest.json.
+#
+#   sudo bench/run.sh                      # full run (see bench/README.md)
+#   BENCH_QUICK=1 BENCH_RUNS=1 bench/run.sh  # smoke test, a few minutes
+#
+# Environment (all optional):
+#   BENCH_RUNS=3                        interleaved runs (>= 1; the issue asks for >= 3)
+#   BENCH_QUICK=1                       256 MiB sequential, 200 recorder files, 2,000 metadata files
+#   BENCH_BACKINGS="tmpfs disk"         which backing stores
+#   BENCH_SYSTEMS="plain callvault gocryptfs"
+#   CALLVAULT_BIN_DIR=DIR               use callvaultd/callvault-keytool from DIR, do not build
+#   CALLVAULTD_EXTRA_ARGS="..."         appended to every callvaultd command line
+#   CALLVAULT_JOURNAL_OFF_ARGS=--no-audit   flags that turn the audit journal off (item e)
+#   BENCH_DISK_DIR=/var/tmp             where disk-backed work directories go
+#   BENCH_TMPFS_SIZE=6G                 size of the tmpfs backing store
+#   BENCH_STEP_TIMEOUT=1800             seconds before one workload step is killed
+set -uo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+START_EPOCH=$(date +%s)
+TS=$(date -u +%Y%m%dT%H%M%SZ)
+
+RUNS=${BENCH_RUNS:-3}
+QUICK=${BENCH_QUICK:-0}
+BACKINGS=${BENCH_BACKINGS:-tmpfs disk}
+SYSTEMS=${BENCH_SYSTEMS:-plain callvault gocryptfs}
+EXTRA_ARGS=${CALLVAULTD_EXTRA_ARGS:-}
+JOURNAL_OFF_ARGS=${CALLVAULT_JOURNAL_OFF_ARGS---no-audit}
+DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
+TMPFS_SIZE=${BENCH_TMPFS_SIZE:-6G}
+STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1800}
+
+if [ "$QUICK" = 1 ]; then
+    SEQ_MIB=256; REC_FILES=200; META_FILES=2000; OPEN_FILES=200
+else
+    SEQ_MIB=2048; REC_FILES=1000; META_FILES=10000; OPEN_FILES=1000
+fi
+FRAME=320                   # one 20 ms stereo G.711 frame
+REC_SIZE=$((320 * 1024))    # 320 KiB per recording
+OPEN_ROUNDS=10              # item e: OPEN_FILES x OPEN_ROUNDS opens
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- checks
+[ "$(id -u)" -eq 0 ] || die "run as root (it installs packages, mounts tmpfs and FUSE, drops caches)"
+[ -e /dev/fuse ] || die "/dev/fuse is missing"
+case "$RUNS" in ''|*[!0-9]*) die "BENCH_RUNS must be a positive integer";; esac
+[ "$RUNS" -ge 1 ] || die "BENCH_RUNS must be >= 1"
+for b in $BACKINGS; do case $b in tmpfs|disk) ;; *) die "unknown backing '$b' (tmpfs, disk)";; esac; done
+for s in $SYSTEMS; do case $s in plain|callvault|gocryptfs) ;; *) die "unknown system '$s' (plain, callvault, gocryptfs)";; esac; done
+has_system() { case " $SYSTEMS " in *" $1 "*) return 0;; esac; return 1; }
+
+# ---------------------------------------------------------------- packages
+need=()
+command -v gocryptfs   >/dev/null || need+=(gocryptfs)
+command -v fio         >/dev/null || need+=(fio)
+command -v gcc         >/dev/null || need+=(gcc libc6-dev)
+command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v python3     >/dev/null || need+=(python3)
+command -v mountpoint  >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed"
+    apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
+fi
+
+# ---------------------------------------------------------------- callvault binaries
+if has_system callvault; then
+    if [ -n "${CALLVAULT_BIN_DIR:-}" ]; then
+        BIN=$CALLVAULT_BIN_DIR
+        log "using callvault binaries from $BIN (not building)"
+    else
+        command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain, or set CALLVAULT_BIN_DIR"
+        log "building callvault release binaries"
+        cargo build --release --workspace --bins --manifest-path "$REPO/Cargo.toml" || die "cargo build failed"
+        BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
+    fi
+    [ -x "$BIN/callvaultd" ] && [ -x "$BIN/callvault-keytool" ] || die "no callvaultd/callvault-keytool in $BIN"
+fi
+GOCRYPTFS_EXE=$(readlink -f "$(command -v gocryptfs)")
+
+# ---------------------------------------------------------------- work area, cleanup
+mkdir -p "$DISK_BASE"
+WORK=$(mktemp -d "$DISK_BASE/callvault-bench.XXXXXX") || die "mktemp in $DISK_BASE failed"
+DAEMON_PIDS=()
+LOADGEN_PID=
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null
+    # FUSE mounts first (deepest first), then the tmpfs.
+    local m
+    for m in $(awk -v w="$WORK/" 'index($2, w) == 1 && $3 ~ /^fuse/ {print $2}' /proc/mounts | sort -r); do
+        fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m"
+    done
+    local pid
+    for pid in "${DAEMON_PIDS[@]}"; do
+        wait_gone "$pid" 30 || { log "daemon $pid still running after unmount; killing it"; kill "$pid"; }
+    done
+    for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m"
+    done
+    rm -rf --one-file-system "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+TOOLS=$WORK/tools
+LOGS=$WORK/logs
+RAW=$WORK/raw.jsonl
+META=$WORK/meta.txt
+mkdir -p "$TOOLS" "$LOGS" "$WORK/mnt" "$WORK/disk" "$WORK/tmpfs"
+: >"$RAW"
+PASS=$WORK/passphrase
+(umask 077; echo "bench-passphrase-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$PASS")
+
+if case " $BACKINGS " in *" tmpfs "*) true;; *) false;; esac; then
+    mount -t tmpfs -o "size=$TMPFS_SIZE,mode=0700" callvault-bench "$WORK/tmpfs" || die "cannot mount tmpfs"
+fi
+
+log "compiling load generators"
+gcc -O2 -Wall -o "$TOOLS/recorder_load" "$BENCH_DIR/recorder_load.c" || die "gcc recorder_load.c failed"
+gcc -O2 -Wall -o "$TOOLS/metadata" "$BENCH_DIR/metadata.c" || die "gcc metadata.c failed"
+
+# ---------------------------------------------------------------- helpers
+CLK_TCK=$(getconf CLK_TCK)
+RUN=0; BACKING=; SYSTEM=; VARIANT=default
+
+jstr() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+# jget FILE EXPR: a value from a JSON file, EXPR in Python over d.
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+
+# rec METRIC VALUE: one raw measurement of the current run/backing/system.
+rec() {
+    printf '{"run": %d, "backing": "%s", "system": "%s", "metric": "%s", "value": %s}\n' \
+        "$RUN" "$BACKING" "$SYSTEM" "$1" "$2" >>"$RAW"
+}
+# detail NAME JSON: a load generator's or fio's full output, kept in the results.
+detail() {
+    printf '{"run": %d, "backing": "%s", "system": "%s", "detail": "%s", "data": %s}\n' \
+        "$RUN" "$BACKING" "$SYSTEM" "$1" "$2" >>"$RAW"
+}
+note() {
+    log "NOTE: $*"
+    printf '{"run": %d, "backing": "%s", "system": "%s", "note": %s}\n' \
+        "$RUN" "$BACKING" "$SYSTEM" "$(jstr "$*")" >>"$RAW"
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+wait_gone() { # PID SECONDS
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        [ -d "/proc/$1" ] || return 0
+        # a zombie child of ours counts as gone
+        [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+cpu_ticks() { # utime+stime of a process (all threads), in clock ticks; 0 for none
+    local s f
+    if [ "${1:-0}" -gt 0 ] && s=$(cat "/proc/$1/stat" 2>/dev/null); then
+        s=${s##*) }
+        read -r -a f <<<"$s"
+        echo $((f[11] + f[12]))
+    else
+        echo 0
+    fi
+}
+status_kib() { # PID FIELD (VmRSS, VmHWM): value in KiB
+    awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+find_gocryptfs_pid() { # MOUNTPOINT
+    local d last
+    for d in /proc/[0-9]*; do
+        [ "$(readlink "$d/exe" 2>/dev/null)" = "$GOCRYPTFS_EXE" ] || continue
+        last=$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | tail -n 1)
+        [ "$last" = "$1" ] && { echo "${d#/proc/}"; return 0; }
+    done
+    return 1
+}
+
+# mount_fs [EXTRA CALLVAULTD ARGS...]: serve BACKDIR at MNT; sets FS_ROOT and DPID.
+# Returns the daemon's exit status (2 = callvaultd rejected its arguments).
+mount_fs() {
+    local log=$LOGS/$SYSTEM-$BACKING-r$RUN.log rc
+    case $SYSTEM in
+    plain)
+        mkdir -p "$BACKDIR/plain"; FS_ROOT=$BACKDIR/plain; DPID=0; return 0 ;;
+    callvault)
+        if [ ! -f "$BACKDIR/volume/callvault.header" ]; then
+            "$BIN/callvault-keytool" init "$BACKDIR/volume" --passphrase-file "$PASS" \
+                --kdf-memory 8 --kdf-time 0 >>"$log" 2>&1 || { note "callvault-keytool init failed (see log)"; return 1; }
+        fi
+        mkdir -p "$MNT"
+        # shellcheck disable=SC2086 # word splitting of the extra args is intended
+        "$BIN/callvaultd" "$BACKDIR/volume" "$MNT" --passphrase-file "$PASS" --allow-all \
+            --background $EXTRA_ARGS "$@" 2>>"$log"
+        rc=$?
+        [ $rc -eq 0 ] || return $rc
+        DPID=$(cat "$BACKDIR/volume/callvault.lock" 2>/dev/null)
+        if [ -z "$DPID" ] || [ "$(cat "/proc/$DPID/comm" 2>/dev/null)" != callvaultd ]; then
+            note "callvaultd mounted but its pid ($DPID, from callvault.lock) is not a callvaultd"
+            DPID=0
+        fi
+        ;;
+    gocryptfs)
+        if [ ! -f "$BACKDIR/cipher/gocryptfs.conf" ]; then
+            mkdir -p "$BACKDIR/cipher"
+            gocryptfs -init -q -extpass "cat $PASS" -scryptn 10 "$BACKDIR/cipher" >>"$log" 2>&1 \
+                || { note "gocryptfs -init failed (see log)"; return 1; }
+        fi
+        mkdir -p "$MNT"
+        gocryptfs -q -extpass "cat $PASS" "$BACKDIR/cipher" "$MNT" >>"$log" 2>&1
+        rc=$?
+        [ $rc -eq 0 ] || return $rc
+        DPID=$(find_gocryptfs_pid "$MNT") || { note "cannot find the gocryptfs process"; DPID=0; }
+        ;;
+    esac
+    DAEMON_PIDS+=("$DPID")
+    FS_ROOT=$MNT
+    mountpoint -q "$MNT" || { note "$SYSTEM reported success but $MNT is not a mount point"; return 1; }
+    return 0
+}
+
+unmount_fs() {
+    [ "$SYSTEM" = plain ] && return 0
+    local t0 t1
+    t0=$(date +%s.%N)
+    if ! fusermount3 -u "$MNT" 2>>"$LOGS/fusermount.log"; then
+        sleep 1
+        fusermount3 -u "$MNT" 2>>"$LOGS/fusermount.log" || { note "fusermount3 -u $MNT failed"; return 1; }
+    fi
+    if [ "${DPID:-0}" -gt 0 ] && ! wait_gone "$DPID" 120; then
+        note "$SYSTEM daemon $DPID still running 120 s after unmount; killing it"
+        kill "$DPID"
+        wait_gone "$DPID" 10
+    fi
+    t1=$(date +%s.%N)
+    rec unmount_s "$(calc "$t1 - $t0")"
+    DPID=0
+}
+
+# A dead daemon (crash) leaves a dead mount: note it and serve the volume again.
+ensure_alive() {
+    [ "$SYSTEM" = plain ] && return 0
+    if [ "${DPID:-0}" -gt 0 ] && [ -d "/proc/$DPID" ] && mountpoint -q "$MNT"; then return 0; fi
+    note "$SYSTEM daemon (pid $DPID) is gone or $MNT is not mounted before step '$1'; remounting"
+    fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+    mount_fs "${MOUNT_ARGS[@]}"
+}
+
+# ---------------------------------------------------------------- workloads
+SEQ_BYTES=$((SEQ_MIB * 1024 * 1024))
+
+wl_a() { # sequential write, 1 MiB writes, fsync at the end
+    drop_caches
+    local c0 c1 out=$WORK/fio-write.json
+    c0=$(cpu_ticks "$DPID")
+    timeout "$STEP_TIMEOUT" fio --name=seqwrite --filename="$FS_ROOT/seq.bin" --rw=write --bs=1M \
+        --size="${SEQ_MIB}M" --end_fsync=1 --ioengine=psync --fallocate=none \
+        --output-format=json >"$out" 2>"$WORK/fio.err" \
+        || { note "a: fio write failed: $(tail -n 3 "$WORK/fio.err" | tr '\n' ' ')"; return 1; }
+    c1=$(cpu_ticks "$DPID")
+    local bw bytes cpu
+    bw=$(jget "$out" 'd["jobs"][0]["write"]["bw_bytes"]') || return 1
+    bytes=$(jget "$out" 'd["jobs"][0]["write"]["io_bytes"]') || return 1
+    detail a_fio "$(jget "$out" 'json.dumps({k: d["jobs"][0]["write"][k] for k in ("io_bytes","bw_bytes","runtime")} | {"error": d["jobs"][0]["error"]})')"
+    [ "$bytes" -eq "$SEQ_BYTES" ] || note "a: fio wrote $bytes bytes, expected $SEQ_BYTES"
+    rec a_write_MBps "$(calc "$bw / 1e6")"
+    if [ "$DPID" -gt 0 ]; then
+        cpu=$(calc "($c1 - $c0) / $CLK_TCK")
+        rec a_daemon_cpu_s "$cpu"
+        rec a_daemon_cpu_s_per_GB "$(calc "$cpu / ($bytes / 1e9)")"
+    fi
+    log "  a. seq write: $(calc "$bw / 1e6") MB/s"
+}
+
+wl_b() { # sequential read after unmount, drop caches, remount
+    local size
+    size=$(stat -c %s "$FS_ROOT/seq.bin" 2>/dev/null) || { note "b: seq.bin missing after (a)"; return 1; }
+    [ "$size" -eq "$SEQ_BYTES" ] || { note "b: seq.bin has $size bytes, expected $SEQ_BYTES"; return 1; }
+    if [ "$SYSTEM" != plain ]; then
+        unmount_fs || return 1
+        drop_caches
+        mount_fs "${MOUNT_ARGS[@]}" || { note "b: remount failed (exit $?)"; return 1; }
+        size=$(stat -c %s "$FS_ROOT/seq.bin" 2>/dev/null)
+        [ "$size" = "$SEQ_BYTES" ] || { note "b: after remount seq.bin has ${size:-no} bytes, expected $SEQ_BYTES"; return 1; }
+    else
+        drop_caches
+    fi
+    local c0 c1 out=$WORK/fio-read.json bw bytes cpu
+    c0=$(cpu_ticks "$DPID")
+    timeout "$STEP_TIMEOUT" fio --name=seqread --filename="$FS_ROOT/seq.bin" --rw=read --bs=1M \
+        --size="${SEQ_MIB}M" --ioengine=psync --output-format=json >"$out" 2>"$WORK/fio.err" \
+        || { note "b: fio read failed: $(tail -n 3 "$WORK/fio.err" | tr '\n' ' ')"; return 1; }
+    c1=$(cpu_ticks "$DPID")
+    bw=$(jget "$out" 'd["jobs"][0]["read"]["bw_bytes"]') || return 1
+    bytes=$(jget "$out" 'd["jobs"][0]["read"]["io_bytes"]') || return 1
+    detail b_fio "$(jget "$out" 'json.dumps({k: d["jobs"][0]["read"][k] for k in ("io_bytes","bw_bytes","runtime")} | {"error": d["jobs"][0]["error"]})')"
+    [ "$bytes" -eq "$SEQ_BYTES" ] || note "b: fio read $bytes bytes, expected $SEQ_BYTES"
+    rec b_read_MBps "$(calc "$bw / 1e6")"
+    if [ "$DPID" -gt 0 ]; then
+        cpu=$(calc "($c1 - $c0) / $CLK_TCK")
+        rec b_daemon_cpu_s_per_GB "$(calc "$cpu / ($bytes / 1e9)")"
+    fi
+    rm -f "$FS_ROOT/seq.bin"
+    log "  b. seq read:  $(calc "$bw / 1e6") MB/s"
+}
+
+wl_c() { # recorder load; samples the daemon's memory (item f) while all files are open
+    local dir=$FS_ROOT/rec fifo=$WORK/hold.fifo out=$WORK/rec.json err=$WORK/rec.err
+    mkdir -p "$dir" || { note "c: mkdir failed"; return 1; }
+    rm -f "$fifo"; mkfifo "$fifo"
+    drop_caches
+    if [ "$DPID" -gt 0 ]; then rec f_rss_idle_MiB "$(calc "$(status_kib "$DPID" VmRSS) / 1024")"; fi
+    local c0 c1 rc i held=0
+    c0=$(cpu_ticks "$DPID")
+    timeout "$STEP_TIMEOUT" "$TOOLS/recorder_load" "$dir" --files "$REC_FILES" --frame "$FRAME" \
+        --size "$REC_SIZE" --hold-fifo "$fifo" >"$out" 2>"$err" &
+    LOADGEN_PID=$!
+    for ((i = 0; i < STEP_TIMEOUT * 20; i++)); do
+        if grep -q '^holding' "$err" 2>/dev/null; then held=1; break; fi
+        kill -0 "$LOADGEN_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ $held = 1 ]; then
+        sleep 0.2
+        if [ "$DPID" -gt 0 ]; then
+            rec f_rss_MiB "$(calc "$(status_kib "$DPID" VmRSS) / 1024")"
+            rec f_hwm_MiB "$(calc "$(status_kib "$DPID" VmHWM) / 1024")"
+        fi
+        timeout 30 sh -c "echo go > '$fifo'" || note "c: could not release the load generator"
+    else
+        note "c/f: the load generator never reached the hold point: $(tail -n 3 "$err" | tr '\n' ' ')"
+    fi
+    wait "$LOADGEN_PID"; rc=$?
+    LOADGEN_PID=
+    c1=$(cpu_ticks "$DPID")
+    if [ $rc -ne 0 ]; then
+        note "c: recorder_load exited $rc: $(grep -v '^holding' "$err" | tail -n 3 | tr '\n' ' ')"
+        [ -s "$out" ] && detail c_recorder_load "$(head -n 1 "$out")"
+        rm -rf "$dir"
+        return 1
+    fi
+    detail c_recorder_load "$(cat "$out")"
+    local wps streams bytes cpu
+    wps=$(jget "$out" 'd["writes_per_s"]')
+    streams=$(jget "$out" 'd["streams_16kBps"]')
+    bytes=$(jget "$out" 'd["bytes"]')
+    rec c_writes_per_s "$wps"
+    rec c_streams "$streams"
+    rec c_loadgen_cpu_s "$(jget "$out" 'd["cpu_s"]')"
+    if [ "$DPID" -gt 0 ]; then
+        cpu=$(calc "($c1 - $c0) / $CLK_TCK")
+        rec c_daemon_cpu_s "$cpu"
+        rec c_daemon_cpu_s_per_GB "$(calc "$cpu / ($bytes / 1e9)")"
+    fi
+    rm -rf "$dir"
+    log "  c. recorder:  $wps writes/s, $streams streams"
+}
+
+wl_d() { # metadata: create, (drop caches), stat, list, unlink
+    local dir=$FS_ROOT/meta out1=$WORK/meta1.json out2=$WORK/meta2.json
+    mkdir -p "$dir" || { note "d: mkdir failed"; return 1; }
+    drop_caches
+    timeout "$STEP_TIMEOUT" "$TOOLS/metadata" "$dir" --files "$META_FILES" create >"$out1" 2>"$WORK/meta.err" \
+        || { note "d: create failed: $(tail -n 2 "$WORK/meta.err" | tr '\n' ' ')"; rm -rf "$dir"; return 1; }
+    drop_caches
+    timeout "$STEP_TIMEOUT" "$TOOLS/metadata" "$dir" --files "$META_FILES" stat,list,unlink >"$out2" 2>"$WORK/meta.err" \
+        || { note "d: stat/list/unlink failed: $(tail -n 2 "$WORK/meta.err" | tr '\n' ' ')"; rm -rf "$dir"; return 1; }
+    detail d_metadata "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])) | json.load(open(sys.argv[2]))))' "$out1" "$out2")"
+    rec d_create_per_s "$(jget "$out1" 'd["create"]["ops_per_s"]')"
+    rec d_stat_per_s "$(jget "$out2" 'd["stat"]["ops_per_s"]')"
+    rec d_list_per_s "$(jget "$out2" 'd["list"]["ops_per_s"]')"
+    rec d_unlink_per_s "$(jget "$out2" 'd["unlink"]["ops_per_s"]')"
+    rmdir "$dir" || note "d: directory not empty after unlinking every file"
+    log "  d. metadata:  create $(jget "$out1" 'd["create"]["ops_per_s"]')/s, stat $(jget "$out2" 'd["stat"]["ops_per_s"]')/s, list $(jget "$out2" 'd["list"]["ops_per_s"]')/s, unlink $(jget "$out2" 'd["unlink"]["ops_per_s"]')/s"
+}
+
+wl_e() { # open+close of existing files; METRIC name as $1
+    local metric=$1 dir=$FS_ROOT/open out=$WORK/open.json
+    rm -rf "$dir"; mkdir -p "$dir" || { note "e: mkdir failed"; return 1; }
+    "$TOOLS/metadata" "$dir" --files "$OPEN_FILES" create >/dev/null 2>"$WORK/meta.err" \
+        || { note "e: create failed: $(tail -n 2 "$WORK/meta.err" | tr '\n' ' ')"; return 1; }
+    drop_caches
+    timeout "$STEP_TIMEOUT" "$TOOLS/metadata" "$dir" --files "$OPEN_FILES" --rounds "$OPEN_ROUNDS" open >"$out" 2>"$WORK/meta.err" \
+        || { note "e: open failed: $(tail -n 2 "$WORK/meta.err" | tr '\n' ' ')"; return 1; }
+    detail "$metric" "$(cat "$out")"
+    rec "$metric" "$(jget "$out" 'd["open"]["ops_per_s"]')"
+    "$TOOLS/metadata" "$dir" --files "$OPEN_FILES" unlink >/dev/null 2>&1
+    rmdir "$dir" 2>/dev/null
+    log "  e. open+close ($metric): $(jget "$out" 'd["open"]["ops_per_s"]')/s"
+}
+
+step() { # NAME FUNCTION [ARGS...]: run one workload, survive its failure
+    local name=$1; shift
+    ensure_alive "$name" || { note "cannot serve $SYSTEM again; skipping '$name'"; return 1; }
+    "$@" || { note "step '$name' failed"; return 1; }
+}
+
+# ---------------------------------------------------------------- metadata of the run
+{
+    echo "timestamp=$TS"
+    echo "runs=$RUNS"
+    echo "quick=$QUICK"
+    echo "backings=$BACKINGS"
+    echo "systems=$SYSTEMS"
+    echo "seq_bytes=$SEQ_BYTES"
+    echo "rec_files=$REC_FILES"
+    echo "rec_frame_bytes=$FRAME"
+    echo "rec_bytes_per_file=$REC_SIZE"
+    echo "meta_files=$META_FILES"
+    echo "open_files=$OPEN_FILES"
+    echo "open_rounds=$OPEN_ROUNDS"
+    echo "tmpfs_size=$TMPFS_SIZE"
+    echo "disk_dir=$DISK_BASE"
+    echo "callvaultd_extra_args=$EXTRA_ARGS"
+    echo "journal_off_args=$JOURNAL_OFF_ARGS"
+    echo "kernel=$(uname -r)"
+    echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "cpus=$(nproc)"
+    echo "mem_kib=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
+    echo "disk_fs=$(df -T "$DISK_BASE" | awk 'NR == 2 {print $1 " " $2}')"
+    echo "fio=$(fio --version)"
+    echo "gocryptfs=$(gocryptfs -version 2>/dev/null | head -n 1)"
+    if has_system callvault; then
+        echo "callvault_bin_dir=$BIN"
+        echo "callvaultd_version=$("$BIN/callvaultd" --version 2>/dev/null)"
+        echo "callvaultd_sha256=$(sha256sum "$BIN/callvaultd" | cut -c1-16)"
+        echo "callvaultd_mtime=$(date -u -r "$BIN/callvaultd" +%Y-%m-%dT%H:%M:%SZ)"
+    fi
+    echo "repo_head=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
+    echo "repo_dirty_files=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)"
+} >"$META"
+
+# ---------------------------------------------------------------- the runs
+JOURNAL_OFF=unknown   # becomes "yes" or "no" at the first callvault run
+log "work dir $WORK; runs=$RUNS quick=$QUICK backings=[$BACKINGS] systems=[$SYSTEMS]"
+log "sizes: sequential $SEQ_MIB MiB, recorder $REC_FILES files x $REC_SIZE B in $FRAME B writes, metadata $META_FILES files, open $OPEN_FILES x $OPEN_ROUNDS"
+for ((RUN = 1; RUN <= RUNS; RUN++)); do
+    for BACKING in $BACKINGS; do
+        for SYSTEM in $SYSTEMS; do
+            log "run $RUN/$RUNS, $BACKING, $SYSTEM"
+            BACKDIR=$WORK/$BACKING/$SYSTEM-r$RUN
+            MNT=$WORK/mnt/$SYSTEM
+            MOUNT_ARGS=()
+            mkdir -p "$BACKDIR"
+            mount_fs; rc=$?
+            if [ $rc -ne 0 ]; then
+                note "$SYSTEM failed to mount (exit $rc): $(tail -n 2 "$LOGS/$SYSTEM-$BACKING-r$RUN.log" 2>/dev/null | tr '\n' ' ')"
+                rm -rf --one-file-system "$BACKDIR"
+                continue
+            fi
+            step a wl_a && step b wl_b
+            step c wl_c
+            step d wl_d
+            step e wl_e e_open_per_s
+            unmount_fs
+            if [ "$SYSTEM" = callvault ] && [ "$JOURNAL_OFF" != no ]; then
+                # Item e again with the audit journal off.
+                # shellcheck disable=SC2206 # split the flags on purpose
+                MOUNT_ARGS=($JOURNAL_OFF_ARGS)
+                mount_fs "${MOUNT_ARGS[@]}"; rc=$?
+                if [ $rc -eq 2 ]; then
+                    JOURNAL_OFF=no
+                    note "e: callvaultd rejects '$JOURNAL_OFF_ARGS' (exit 2): journal on/off comparison not available"
+                elif [ $rc -ne 0 ]; then
+                    note "e: callvaultd with '$JOURNAL_OFF_ARGS' failed to mount (exit $rc)"
+                else
+                    JOURNAL_OFF=yes
+                    step e-off wl_e e_open_per_s_journal_off
+                    unmount_fs
+                fi
+                MOUNT_ARGS=()
+            fi
+            rm -rf --one-file-system "$BACKDIR"
+        done
+    done
+done
+echo "journal_off_available=$JOURNAL_OFF" >>"$META"
+echo "duration_s=$(($(date +%s) - START_EPOCH))" >>"$META"
+
+# ---------------------------------------------------------------- report
+mkdir -p "$BENCH_DIR/results"
+python3 "$BENCH_DIR/report.py" --raw "$RAW" --meta "$META" --logs "$LOGS" \
+    --out "$BENCH_DIR/results/$TS.json" || die "report.py failed (raw data: kept nowhere, rerun)"
+cp "$BENCH_DIR/results/$TS.json" "$BENCH_DIR/results/latest.json"
+log "wrote bench/results/$TS.json and bench/results/latest.json ($(($(date +%s) - START_EPOCH)) s in all)"
