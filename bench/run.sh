@@ -75,12 +75,14 @@ fi
 if has_system callvault; then
     if [ -n "${CALLVAULT_BIN_DIR:-}" ]; then
         BIN=$CALLVAULT_BIN_DIR
+        PREBUILT=yes
         log "using callvault binaries from $BIN (not building)"
     else
         command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain, or set CALLVAULT_BIN_DIR"
         log "building callvault release binaries"
         cargo build --release --workspace --bins --manifest-path "$REPO/Cargo.toml" || die "cargo build failed"
         BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
+        PREBUILT=no
     fi
     [ -x "$BIN/callvaultd" ] && [ -x "$BIN/callvault-keytool" ] || die "no callvaultd/callvault-keytool in $BIN"
 fi
@@ -183,6 +185,14 @@ cpu_ticks() { # utime+stime of a process (all threads), in clock ticks; 0 for no
 }
 status_kib() { # PID FIELD (VmRSS, VmHWM): value in KiB
     awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+# dev_sectors read|write: sectors moved by the block device holding BENCH_DISK_DIR.
+DISK_DEV=$(basename "$(df --output=source "$DISK_BASE" | tail -n 1)")
+dev_sectors() {
+    local f=/sys/class/block/$DISK_DEV/stat
+    [ -r "$f" ] || return 0
+    if [ "$1" = read ]; then awk '{print $3}' "$f"; else awk '{print $7}' "$f"; fi
 }
 
 find_gocryptfs_pid() { # MOUNTPOINT
@@ -304,12 +314,20 @@ wl_b() { # sequential read after unmount, drop caches, remount
     else
         drop_caches
     fi
-    local c0 c1 out=$WORK/fio-read.json bw bytes cpu
+    local c0 c1 out=$WORK/fio-read.json bw bytes cpu d0 d1
     c0=$(cpu_ticks "$DPID")
+    d0=$(dev_sectors read)
     timeout "$STEP_TIMEOUT" fio --name=seqread --filename="$FS_ROOT/seq.bin" --rw=read --bs=1M \
         --size="${SEQ_MIB}M" --ioengine=psync --output-format=json >"$out" 2>"$WORK/fio.err" \
         || { note "b: fio read failed: $(tail -n 3 "$WORK/fio.err" | tr '\n' ' ')"; return 1; }
     c1=$(cpu_ticks "$DPID")
+    d1=$(dev_sectors read)
+    if [ "$BACKING" = disk ] && [ -n "$d0" ] && [ -n "$d1" ]; then
+        # Proof the read was cold: what the disk device delivered meanwhile.
+        rec b_device_read_MB "$(calc "($d1 - $d0) * 512 / 1e6")"
+        [ $(((d1 - d0) * 512)) -ge $((SEQ_BYTES * 9 / 10)) ] \
+            || note "b: the disk delivered only $(((d1 - d0) * 512 / 1048576)) MiB during a $SEQ_MIB MiB read: not a cold read"
+    fi
     bw=$(jget "$out" 'd["jobs"][0]["read"]["bw_bytes"]') || return 1
     bytes=$(jget "$out" 'd["jobs"][0]["read"]["io_bytes"]') || return 1
     detail b_fio "$(jget "$out" 'json.dumps({k: d["jobs"][0]["read"][k] for k in ("io_bytes","bw_bytes","runtime")} | {"error": d["jobs"][0]["error"]})')"
@@ -441,10 +459,12 @@ step() { # NAME FUNCTION [ARGS...]: run one workload, survive its failure
     echo "gocryptfs=$(gocryptfs -version 2>/dev/null | head -n 1)"
     if has_system callvault; then
         echo "callvault_bin_dir=$BIN"
+        echo "callvault_prebuilt=$PREBUILT"
         echo "callvaultd_version=$("$BIN/callvaultd" --version 2>/dev/null)"
         echo "callvaultd_sha256=$(sha256sum "$BIN/callvaultd" | cut -c1-16)"
         echo "callvaultd_mtime=$(date -u -r "$BIN/callvaultd" +%Y-%m-%dT%H:%M:%SZ)"
     fi
+    echo "disk_device=$DISK_DEV"
     echo "repo_head=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
     echo "repo_dirty_files=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)"
 } >"$META"
@@ -499,6 +519,8 @@ echo "duration_s=$(($(date +%s) - START_EPOCH))" >>"$META"
 # ---------------------------------------------------------------- report
 mkdir -p "$BENCH_DIR/results"
 python3 "$BENCH_DIR/report.py" --raw "$RAW" --meta "$META" --logs "$LOGS" \
-    --out "$BENCH_DIR/results/$TS.json" || die "report.py failed (raw data: kept nowhere, rerun)"
+    --out "$BENCH_DIR/results/$TS.json" || {
+    cp "$RAW" "$BENCH_DIR/results/$TS.raw.jsonl"; cp "$META" "$BENCH_DIR/results/$TS.meta.txt"
+    die "report.py failed; raw data kept in bench/results/$TS.raw.jsonl"; }
 cp "$BENCH_DIR/results/$TS.json" "$BENCH_DIR/results/latest.json"
 log "wrote bench/results/$TS.json and bench/results/latest.json ($(($(date +%s) - START_EPOCH)) s in all)"

@@ -66,6 +66,23 @@ impl Volume {
         Volume { dir, path, pass }
     }
 
+    /// The auditor's verification key `init` wrote beside the volume.
+    pub fn audit_key(&self) -> PathBuf {
+        self.dir.path().join("vol.audit-key")
+    }
+
+    /// Runs `callvault-keytool audit ARGS... VOLUME ...` style commands: the
+    /// volume path replaces "{vol}" and the key file "{key}" in `args`.
+    pub fn audit(&self, args: &[&str]) -> Output {
+        let vol = self.path.to_str().unwrap().to_string();
+        let key = self.audit_key().to_str().unwrap().to_string();
+        let args: Vec<String> = std::iter::once("audit".to_string())
+            .chain(args.iter().map(|a| a.replace("{vol}", &vol).replace("{key}", &key)))
+            .collect();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        keytool(&refs)
+    }
+
     pub fn mountpoint(&self) -> PathBuf {
         let m = self.dir.path().join("mnt");
         let _ = fs::create_dir(&m);

@@ -9,6 +9,8 @@
 /// Creating volumes, mounting, waiting for readiness, unmounting.
 mod harness;
 
+/// The audit journal: records of real accesses, tampering, full disks, crashes.
+mod audit;
 /// Many processes and threads on distinct and shared files.
 mod concurrency;
 /// Start-up errors, damaged files and volumes: clear messages, right codes.

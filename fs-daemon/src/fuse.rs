@@ -78,6 +78,27 @@ fn fail(op: &str, e: Errno) -> fuser::Errno {
     fuser::Errno::from_i32(e as i32)
 }
 
+impl CallvaultFs {
+    /// (attribute, entry) cache lifetimes. The kernel's caches are shared by
+    /// all users, so under a policy nothing but directory names is cached:
+    /// every lookup and stat of a file reaches the rights check. With
+    /// --allow-all there is nothing to check and both are cached.
+    fn ttls(&self, a: &Attr) -> (Duration, Duration) {
+        if !self.vault.enforcing() {
+            (TTL, TTL)
+        } else if a.kind == Kind::Dir {
+            (Duration::ZERO, TTL)
+        } else {
+            (Duration::ZERO, Duration::ZERO)
+        }
+    }
+
+    fn entry(&self, reply: ReplyEntry, a: &Attr) {
+        let (attr_ttl, entry_ttl) = self.ttls(a);
+        reply.entry_with_ttls(&attr_ttl, &entry_ttl, &fuse_attr(a), Generation(0));
+    }
+}
+
 impl Filesystem for CallvaultFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
@@ -93,7 +114,7 @@ impl Filesystem for CallvaultFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.vault.lookup(parent.0, name.as_bytes(), &caller(req)) {
-            Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(fail("lookup", e)),
         }
     }
@@ -104,7 +125,7 @@ impl Filesystem for CallvaultFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.vault.getattr(ino.0, fh.map(|f| f.0), &caller(req)) {
-            Ok(a) => reply.attr(&TTL, &fuse_attr(&a)),
+            Ok(a) => reply.attr(&self.ttls(&a).0, &fuse_attr(&a)),
             Err(e) => reply.error(fail("getattr", e)),
         }
     }
@@ -129,7 +150,7 @@ impl Filesystem for CallvaultFs {
     ) {
         let ch = SetAttr { mode, uid, gid, size, atime: set_time(atime), mtime: set_time(mtime) };
         match self.vault.setattr(ino.0, ch, fh.map(|f| f.0), &caller(req)) {
-            Ok(a) => reply.attr(&TTL, &fuse_attr(&a)),
+            Ok(a) => reply.attr(&self.ttls(&a).0, &fuse_attr(&a)),
             Err(e) => reply.error(fail("setattr", e)),
         }
     }
@@ -152,14 +173,14 @@ impl Filesystem for CallvaultFs {
         reply: ReplyEntry,
     ) {
         match self.vault.mknod(parent.0, name.as_bytes(), mode, umask, &caller(req)) {
-            Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(fail("mknod", e)),
         }
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         match self.vault.mkdir(parent.0, name.as_bytes(), mode, umask, &caller(req)) {
-            Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(fail("mkdir", e)),
         }
     }
@@ -180,7 +201,7 @@ impl Filesystem for CallvaultFs {
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         match self.vault.symlink(parent.0, link_name.as_bytes(), target.as_os_str().as_bytes(), &caller(req)) {
-            Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(fail("symlink", e)),
         }
     }
@@ -204,7 +225,7 @@ impl Filesystem for CallvaultFs {
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         match self.vault.link(ino.0, newparent.0, newname.as_bytes(), &caller(req)) {
-            Ok(a) => reply.entry(&TTL, &fuse_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(fail("link", e)),
         }
     }
@@ -368,7 +389,9 @@ impl Filesystem for CallvaultFs {
         reply: ReplyCreate,
     ) {
         match self.vault.create(parent.0, name.as_bytes(), mode, umask, flags, &caller(req)) {
-            Ok((a, fh)) => reply.created(&TTL, &fuse_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Ok((a, fh)) => {
+                reply.created(&self.ttls(&a).0, &fuse_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
+            }
             Err(e) => reply.error(fail("create", e)),
         }
     }

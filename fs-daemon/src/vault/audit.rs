@@ -19,9 +19,12 @@ use super::inode::lock;
 const ACTOR_TTL: Duration = Duration::from_secs(1);
 const ACTOR_CACHE_SWEEP: usize = 4096;
 
+/// (pid, uid, gid) of a request.
+type ActorKey = (u32, u32, u32);
+
 pub struct Audit {
     journal: Option<Journal>,
-    actors: Mutex<HashMap<(u32, u32, u32), (Instant, Actor)>>,
+    actors: Mutex<HashMap<ActorKey, (Instant, Actor)>>,
 }
 
 /// Open flags by name, for open and create records.

@@ -47,9 +47,12 @@ fn user_name(name: &[u8]) -> Option<&[u8]> {
 impl Vault {
     /// `fstat` on an open handle (`fh`) needs no right beyond the handle's own.
     pub fn getattr(&self, ino: u64, fh: Option<u64>, who: &Caller) -> Result<Attr, Errno> {
+        // Directories can be stat'ed like they can be traversed (see lookup).
         // A user may always fstat what it holds open, even after a reload
         // took its `list` right away.
-        if fh.is_none_or(|fh| self.handle(fh).is_err())
+        let is_dir = self.inodes.get(ino).is_some_and(|i| i.kind == Kind::Dir);
+        if !is_dir
+            && fh.is_none_or(|fh| self.handle(fh).is_err())
             && self.access.check(who, &self.path_of(ino), Right::List).is_err()
             && !self.holds_open(ino, who.uid)
         {

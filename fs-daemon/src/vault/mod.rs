@@ -214,6 +214,11 @@ impl Vault {
         fstatat(&inode.fd, "", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)
     }
 
+    /// Whether rights are checked (a policy, not --allow-all).
+    pub fn enforcing(&self) -> bool {
+        !self.access.policy().is_allow_all()
+    }
+
     /// Puts a new access policy in force for every later check.
     pub fn replace_policy(&self, policy: Policy) {
         self.access.replace(policy);

@@ -39,10 +39,19 @@ fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T>
 
 impl Vault {
     /// Looks `name` up in directory `parent`; the kernel now holds one more reference.
+    ///
+    /// Directories can be traversed by name without a grant, like a Unix
+    /// directory with only `x` permission: listing one, or seeing anything
+    /// that is not a directory, needs `list`. So a refused access is recorded
+    /// against the file that was asked for, not the first directory on the way.
     pub fn lookup(&self, parent: u64, name: &[u8], who: &Caller) -> Result<Attr, Errno> {
         let p = self.dir_inode(parent)?;
-        self.allow_child(who, "lookup", parent, name, Right::List)?;
         let bn = self.backing_name(&p, name)?;
+        let is_dir = fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| kind_of(st.st_mode) == Some(Kind::Dir));
+        if !is_dir {
+            self.allow_child(who, "lookup", parent, name, Right::List)?;
+        }
         self.child(&p, bn.entry(), name).map(|(attr, _)| attr)
     }
 

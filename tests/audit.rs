@@ -1,0 +1,333 @@
+//! The audit journal through real mounts, real users and the auditor's tools.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::harness::{Volume, pattern};
+use crate::users::{Users, as_user};
+
+fn records(vol: &Volume, filter: &[&str]) -> Vec<Value> {
+    let mut args = vec!["show", "{vol}", "--format", "json"];
+    args.extend_from_slice(filter);
+    let out = vol.audit(&args);
+    assert!(out.status.success(), "audit show: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json line {l}: {e}")))
+        .collect()
+}
+
+fn field<'a>(r: &'a Value, k: &str) -> &'a str {
+    r[k].as_str().unwrap_or("")
+}
+
+fn verify(vol: &Volume) -> std::process::Output {
+    vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}"])
+}
+
+/// The check the issue names: alice plays, bob is refused, both are in the
+/// journal with user, pid and executable; verify passes, and detects a
+/// flipped byte and a deleted line, naming the record.
+#[test]
+fn journal_shows_who_played_and_who_was_refused_and_verify_catches_tampering() {
+    let mut u = Users::new();
+    u.group("qa-team-a");
+    let recorder = u.user("recorder", "recorder", &[]);
+    let alice = u.user("alice", "alice", &["qa-team-a"]);
+    let bob = u.user("bob", "bob", &[]);
+    let vol = Volume::new();
+    let m = vol.mount();
+    fs::create_dir(m.p("team-a")).unwrap();
+    fs::set_permissions(m.p("team-a"), fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(m.unmount().success());
+    let policy = vol.dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        format!(
+            "[[grant]]\nusers = [\"{recorder}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"create\", \"write\"]\n\n\
+             [[grant]]\ngroups = [\"{}\"]\npaths = [\"/team-a/**\"]\nrights = [\"list\", \"read\"]\n",
+            u.name("qa-team-a")
+        ),
+    )
+    .unwrap();
+    let m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
+    let c1 = m.p("team-a/c1.wav");
+    let c1s = c1.to_str().unwrap();
+    let call = pattern(7, 5000);
+    fs::write(vol.dir.path().join("call.bin"), &call).unwrap();
+    let w = as_user(&recorder, r#"cat "$2" > "$1""#, &[c1s, vol.dir.path().join("call.bin").to_str().unwrap()]);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let a = as_user(&alice, r#"cat "$1""#, &[c1s]);
+    assert_eq!(a.stdout, call);
+    assert!(!as_user(&bob, r#"cat "$1""#, &[c1s]).status.success());
+    assert!(m.unmount().success());
+
+    let recs = records(&vol, &["--path", "/team-a/c1.wav"]);
+    let by = |user: &str, event: &str| -> Vec<&Value> {
+        recs.iter().filter(|r| field(r, "user") == user && field(r, "event") == event).collect()
+    };
+    let opens = by(&alice, "open");
+    assert_eq!(opens.len(), 1, "{recs:#?}");
+    let open = opens[0];
+    assert_eq!(field(open, "outcome"), "ok");
+    assert_eq!(field(open, "exe"), "/usr/bin/cat");
+    assert!(open["pid"].as_u64().unwrap() > 1);
+    assert_eq!(open["detail"]["access"], "read");
+    let closes = by(&alice, "close");
+    assert_eq!(closes.len(), 1);
+    assert_eq!(closes[0]["detail"]["bytes_read"].as_u64(), Some(5000));
+    // The kernel may retry a refused lookup once: one or more records, all alike.
+    let denied = by(&bob, "denied");
+    assert!(!denied.is_empty(), "bob's refusal is recorded against the file: {recs:#?}");
+    for d in &denied {
+        assert_eq!(field(d, "outcome"), "EACCES");
+        assert_eq!(field(d, "exe"), "/usr/bin/cat");
+        assert_eq!(d["detail"]["missing_right"], "list");
+    }
+    let writes = by(&recorder, "create");
+    assert_eq!(writes.len(), 1);
+    assert_eq!(by(&recorder, "close")[0]["detail"]["bytes_written"].as_u64(), Some(5000));
+
+    let ok = verify(&vol);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    // Flip one byte inside alice's open record.
+    let seg = vol.path.join("audit/journal-000001.log");
+    let text = fs::read(&seg).unwrap();
+    let seq = open["seq"].as_u64().unwrap();
+    let at = String::from_utf8_lossy(&text).find(&format!("\"seq\":{seq},")).unwrap();
+    let mut flipped = text.clone();
+    let pos = at + 60;
+    flipped[pos] ^= 0x01;
+    fs::write(&seg, &flipped).unwrap();
+    let bad = verify(&vol);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains(&format!("seq {seq}")),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    // Delete that line instead.
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let kept: Vec<u8> = lines
+        .iter()
+        .filter(|l| !l.starts_with(format!("{{\"seq\":{seq},").as_bytes()))
+        .flat_map(|l| l.iter().copied())
+        .collect();
+    assert_eq!(
+        kept.len() + lines.iter().find(|l| l.starts_with(format!("{{\"seq\":{seq},").as_bytes())).unwrap().len(),
+        text.len()
+    );
+    fs::write(&seg, &kept).unwrap();
+    let bad = verify(&vol);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains(&format!("seq {seq}")),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    fs::write(&seg, &text).unwrap();
+}
+
+/// Each kind of operation leaves a record with the right user, executable and outcome.
+#[test]
+fn every_operation_is_recorded() {
+    let mut u = Users::new();
+    let carol = u.user("carol", "carol", &[]);
+    let vol = Volume::new();
+    let m = vol.mount();
+    fs::create_dir(m.p("work")).unwrap();
+    fs::set_permissions(m.p("work"), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::create_dir(m.p("secret")).unwrap();
+    fs::write(m.p("secret/x.wav"), b"x").unwrap();
+    assert!(m.unmount().success());
+    let policy = vol.dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        format!(
+            "[[grant]]\nusers = [\"{carol}\"]\npaths = [\"/work/**\"]\n\
+             rights = [\"list\", \"read\", \"create\", \"write\", \"delete\", \"rename\", \"setattr\"]\n"
+        ),
+    )
+    .unwrap();
+    let m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
+    let w = m.p("work");
+    let script = r#"set -e
+cd "$1"
+printf 'hello' > a.wav
+cat a.wav > /dev/null
+mkdir d
+mv a.wav d/b.wav
+ln d/b.wav hard.wav
+ln -s d/b.wav sym.wav
+chmod 600 hard.wav
+truncate -s 2 hard.wav
+setfattr -n user.agent -v carol hard.wav
+setfattr -x user.agent hard.wav
+rm sym.wav hard.wav d/b.wav
+rmdir d
+cat "$2" 2>/dev/null || true
+"#;
+    let out = as_user(&carol, script, &[w.to_str().unwrap(), m.p("secret/x.wav").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(m.unmount().success());
+    let recs = records(&vol, &["--user", &carol]);
+    let find = |event: &str, path: &str| -> &Value {
+        recs.iter()
+            .find(|r| field(r, "event") == event && field(r, "path") == path)
+            .unwrap_or_else(|| panic!("no {event} record for {path}: {recs:#?}"))
+    };
+    let find_by = |event: &str, path: &str, exe: &str| -> &Value {
+        recs.iter()
+            .find(|r| field(r, "event") == event && field(r, "path") == path && field(r, "exe") == exe)
+            .unwrap_or_else(|| panic!("no {event} record for {path} by {exe}: {recs:#?}"))
+    };
+    let expect = [
+        ("create", "/work/a.wav", "/usr/bin/bash"),
+        ("open", "/work/a.wav", "/usr/bin/cat"),
+        ("close", "/work/a.wav", "/usr/bin/cat"),
+        ("mkdir", "/work/d", "/usr/bin/mkdir"),
+        ("rename", "/work/a.wav", "/usr/bin/mv"),
+        ("link", "/work/hard.wav", "/usr/bin/ln"),
+        ("symlink", "/work/sym.wav", "/usr/bin/ln"),
+        ("setattr", "/work/hard.wav", "/usr/bin/chmod"),
+        ("truncate", "/work/hard.wav", "/usr/bin/truncate"),
+        ("setxattr", "/work/hard.wav", "/usr/bin/setfattr"),
+        ("removexattr", "/work/hard.wav", "/usr/bin/setfattr"),
+        ("unlink", "/work/d/b.wav", "/usr/bin/rm"),
+        ("rmdir", "/work/d", "/usr/bin/rmdir"),
+        ("denied", "/secret/x.wav", "/usr/bin/cat"),
+    ];
+    for (event, path, exe) in expect {
+        let r = if exe.ends_with("bash") { find(event, path) } else { find_by(event, path, exe) };
+        assert_eq!(field(r, "user"), carol);
+        let shown_exe = field(r, "exe");
+        assert!(
+            shown_exe == exe || (exe == "/usr/bin/bash" && shown_exe.ends_with("sh")),
+            "{event} {path}: exe {shown_exe}, expected {exe}"
+        );
+        let want = if event == "denied" { "EACCES" } else { "ok" };
+        assert_eq!(field(r, "outcome"), want, "{event} {path}");
+        assert!(
+            r["uid"].as_u64().unwrap() >= 1000
+                && r["gid"].as_u64().is_some()
+                && r["ts"].as_str().unwrap().ends_with('Z')
+        );
+    }
+    assert_eq!(field(find("rename", "/work/a.wav"), "path2"), "/work/d/b.wav");
+    assert_eq!(find("setattr", "/work/hard.wav")["detail"]["changed"][0], "mode=0600");
+    // The daemon's own events, and the policy's hash.
+    let all = records(&vol, &[]);
+    for event in ["mount", "unmount", "unlock", "policy_load", "key_admin"] {
+        assert!(all.iter().any(|r| field(r, "event") == event), "no {event} record");
+    }
+    assert!(verify(&vol).status.success());
+}
+
+/// A journal that cannot be written refuses accesses with EIO: nothing is
+/// served unrecorded, and service resumes once space is freed.
+#[test]
+fn a_full_journal_fails_closed() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    fs::write(m.p("call.wav"), b"recorded call").unwrap();
+    assert!(m.unmount().success());
+    // Put the journal on a tiny tmpfs of its own.
+    let audit = vol.path.join("audit");
+    let saved = vol.dir.path().join("audit-saved");
+    assert!(Command::new("cp").arg("-a").arg(&audit).arg(&saved).status().unwrap().success());
+    assert!(
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&audit).status().unwrap().success()
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(audit.clone());
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("cp -a {}/. {}/", saved.display(), audit.display()))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let m = vol.mount();
+    assert_eq!(fs::read(m.p("call.wav")).unwrap(), b"recorded call");
+    // Fill it.
+    let filler = audit.join("filler");
+    let _ = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", filler.display()))
+        .args(["bs=4k", "status=none"])
+        .status();
+    let mut refused = false;
+    for _ in 0..200 {
+        match fs::read(m.p("call.wav")) {
+            Ok(_) => continue,
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "opens kept succeeding with the journal full");
+    assert!(m.log_text().contains("no space left on device"), "{}", m.log_text());
+    fs::remove_file(&filler).unwrap();
+    assert_eq!(fs::read(m.p("call.wav")).unwrap(), b"recorded call", "service resumes once space is freed");
+    assert!(m.unmount().success());
+}
+
+/// SIGKILL under load: after the next mount the journal verifies, and every
+/// open that returned success is in it.
+#[test]
+fn sigkill_under_load_leaves_a_journal_that_verifies() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    for i in 0..20 {
+        fs::write(m.p(&format!("f{i}.wav")), pattern(i, 1000)).unwrap();
+    }
+    let succeeded = Arc::new(Mutex::new(0usize));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for t in 0..4u64 {
+        let (p, ok, stop) = (m.path.clone(), succeeded.clone(), stop.clone());
+        workers.push(std::thread::spawn(move || {
+            let mut i = t;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if fs::read(p.join(format!("f{}.wav", i % 20))).is_ok() {
+                    *ok.lock().unwrap() += 1;
+                }
+                i += 4;
+            }
+        }));
+    }
+    while *succeeded.lock().unwrap() < 200 {
+        std::thread::yield_now();
+    }
+    let status = m.stop_with(nix::sys::signal::Signal::SIGKILL);
+    assert!(!status.success());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let _ = Command::new("umount").arg("-l").arg(vol.mountpoint()).status();
+    let opened_ok = *succeeded.lock().unwrap();
+    // Before the next mount nothing seals the tail: verify says so.
+    let before = verify(&vol);
+    assert!(!before.status.success());
+    let m = vol.mount();
+    assert!(m.unmount().success());
+    let after = verify(&vol);
+    assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
+    let opens = records(&vol, &["--event", "open"]).iter().filter(|r| field(r, "outcome") == "ok").count();
+    assert!(opens >= opened_ok, "{opens} open records for {opened_ok} successful opens");
+}
