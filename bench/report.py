@@ -187,7 +187,7 @@ def build(raw_path, meta_path, logdir):
     return meta, rows, records, details, notes, runs, systems, backings
 
 
-def render(meta, rows, notes, runs, systems, backings, logs):
+def render(meta, rows, records, notes, runs, systems, backings, logs):
     out = []
     p = out.append
     p(f"callvault benchmark {meta.get('timestamp', '')}: {runs} interleaved run(s)"
@@ -267,6 +267,17 @@ def render(meta, rows, notes, runs, systems, backings, logs):
     if cpu_lines:
         p("daemon CPU seconds per GB written (median):")
         out.extend(cpu_lines)
+    other = [r for r in records if r["metric"].startswith("other_load_")]
+    if other:
+        vals = sorted(r["value"] for r in other)
+        worst = max(other, key=lambda r: r["value"])
+        steal = [r["value"] for r in records if r["metric"].startswith("steal_")]
+        thr = float(meta.get("contention_warn", 0.1))
+        p(f"other load (CPU used outside the benchmark while a step ran, share of all {meta.get('cpus', '?')} CPUs): "
+          f"median {statistics.median(vals) * 100:.1f}%, max {worst['value'] * 100:.0f}% "
+          f"(step {worst['metric'][len('other_load_'):]}, run {worst['run']}, {worst['backing']}, {worst['system']}); "
+          f"{sum(v > thr for v in vals)} of {len(vals)} steps above {thr * 100:.0f}%"
+          + (f"; steal max {max(steal) * 100:.1f}%" if steal else ""))
     if notes:
         p("")
         p(f"notes ({len(notes)}):")
@@ -302,7 +313,7 @@ def main():
         ap.error("--raw, --meta and --out are required")
     meta, rows, records, details, notes, runs, systems, backings = build(a.raw, a.meta, a.logs)
     logs = interesting_log_lines(a.logs)
-    text = render(meta, rows, notes, runs, systems, backings, logs)
+    text = render(meta, rows, records, notes, runs, systems, backings, logs)
     sys.stdout.write(text)
     result = {
         "schema": "callvault-bench/1",
