@@ -440,32 +440,68 @@ wl_e() { # open+close of existing files; METRIC name as $1
     log "  e. open+close ($metric): $(jget "$out" 'd["open"]["ops_per_s"]')/s"
 }
 
-# CPU ticks the whole machine spent busy (user+nice+system+irq+softirq) and in steal.
-machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8, $9; exit}' /proc/stat; }
-# CPU ticks of this shell and of every child it has waited for (fio, load generators, sync, ...).
-self_ticks() {
-    local s f
-    s=$(cat /proc/$$/stat); s=${s##*) }
-    read -r -a f <<<"$s"
-    echo $((f[11] + f[12] + f[13] + f[14]))
+# CPU ticks used since a snapshot by processes outside this benchmark: every
+# user-space process that is not this script, one of its children or one of our
+# daemons (kernel threads are left out: writeback and RCU work are mostly ours).
+# An exited process counts through its parent's cutime/cstime when reaped.
+# proc_cpu snapshot FILE | proc_cpu foreign FILE
+proc_cpu() {
+    python3 - "$1" "$2" "$$" "${DAEMON_PIDS[*]:-}" <<'PY'
+import json, os, sys
+mode, path, me, daemons = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+procs = {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        s = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    f = s[s.rindex(")") + 2:].split()
+    ppid, flags = int(f[1]), int(f[6])
+    if flags & 0x00200000 or int(d) == 2 or ppid == 2:  # PF_KTHREAD
+        continue
+    procs[int(d)] = (ppid, int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]), f[19])
+if mode == "snapshot":
+    json.dump({str(k): v for k, v in procs.items()}, open(path, "w"))
+    sys.exit(0)
+old = json.load(open(path))
+skip = {me} | {int(x) for x in daemons if x.isdigit() and x != "0"}
+def ours(pid):
+    seen = 0
+    while pid in procs and seen < 64:
+        if pid in skip:
+            return True
+        pid = procs[pid][0]
+        seen += 1
+    return pid in skip
+total = 0
+for pid, (ppid, ticks, start) in procs.items():
+    if ours(pid):
+        continue
+    o = old.get(str(pid))
+    total += ticks - (o[1] if o and o[2] == start else 0)
+print(max(total, 0))
+PY
 }
+machine_steal() { awk '$1 == "cpu" {print $9; exit}' /proc/stat; }
 
 step() { # NAME FUNCTION [ARGS...]: run one workload, survive its failure, measure foreign load
     local name=$1 rc=0; shift
     ensure_alive "$name" || { note "cannot serve $SYSTEM again; skipping '$name'"; return 1; }
-    local t0 t1 b0 b1 st0 st1 s0 s1 d0 d1 dp0=$DPID daemon foreign frac steal
-    t0=$(date +%s.%N); read -r b0 st0 < <(machine_ticks); s0=$(self_ticks); d0=$(cpu_ticks "$DPID")
+    local t0 t1 st0 st1 foreign frac steal snap=$WORK/procs.json
+    proc_cpu snapshot "$snap"
+    t0=$(date +%s.%N); st0=$(machine_steal)
     "$@" || rc=1
-    t1=$(date +%s.%N); read -r b1 st1 < <(machine_ticks); s1=$(self_ticks); d1=$(cpu_ticks "$DPID")
-    if [ "$DPID" = "$dp0" ]; then daemon=$((d1 - d0)); else daemon=$d1; fi
-    foreign=$((b1 - b0 - (s1 - s0) - daemon))
-    [ $foreign -lt 0 ] && foreign=0
-    frac=$(calc "$foreign / (($t1 - $t0) * $CLK_TCK * $NCPU)")
+    t1=$(date +%s.%N); st1=$(machine_steal)
+    foreign=$(proc_cpu foreign "$snap")
+    # capped at 1: a parent reaping a long-running child books all of its CPU at once
+    frac=$(awk "BEGIN { f = $foreign / (($t1 - $t0) * $CLK_TCK * $NCPU); printf \"%.6f\", (f > 1 ? 1 : f) }")
     steal=$(calc "($st1 - $st0) / (($t1 - $t0) * $CLK_TCK * $NCPU)")
     rec "other_load_${name//-/_}" "$frac"
     rec "steal_${name//-/_}" "$steal"
     if awk "BEGIN { exit !($frac > $CONTENTION_WARN) }"; then
-        note "step '$name': other processes used $(calc "$frac * 100" | cut -d. -f1)% of the machine's CPU meanwhile; this run's numbers may be low"
+        note "step '$name': other processes used $(calc "$frac * 100" | cut -d. -f1)% of the machine's CPU meanwhile (at lower priority); compare with the other runs"
     fi
     [ $rc -eq 0 ] || { note "step '$name' failed"; return 1; }
 }

@@ -135,14 +135,29 @@ impl Vault {
         self.handles.read().unwrap_or_else(|e| e.into_inner()).get(&fh).cloned().ok_or(Errno::EBADF)
     }
 
-    pub fn read(&self, fh: u64, off: u64, len: u32) -> Result<Vec<u8>, Errno> {
+    /// Reads into `buf` (see [`OpenFile::read`]); returns where the bytes are.
+    ///
+    /// A read on a handle opened write-only can only come from the kernel
+    /// filling a page cache page around a partial write (the VFS refuses
+    /// `read(2)` on such a descriptor, and `mmap` for reading needs a readable
+    /// one), so it is served but not counted as the process reading.
+    pub fn read(&self, fh: u64, off: u64, len: u32, buf: &mut Vec<u8>) -> Result<std::ops::Range<usize>, Errno> {
         let h = self.handle(fh)?;
-        if !h.readable {
-            return Err(Errno::EBADF);
+        let got = h.file.read(off, len, buf)?;
+        if h.readable {
+            h.bytes_read.fetch_add(got.len() as u64, Ordering::Relaxed);
         }
-        let data = h.file.read(off, len)?;
-        h.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
-        Ok(data)
+        Ok(got)
+    }
+
+    /// Whether a setattr only changes the size or modification time of a
+    /// file through a handle opened for writing, or comes from the kernel
+    /// itself (pid 0): with the writeback cache the kernel sends the mtime it
+    /// keeps for written data this way. The handle's `write` right covers it.
+    pub(super) fn is_write_side_effect(&self, ch: &super::SetAttr, fh: Option<u64>, who: &Caller) -> bool {
+        let contents_only = ch.mode.is_none() && ch.uid.is_none() && ch.gid.is_none() && ch.atime.is_none();
+        let by_writer = fh.and_then(|fh| self.handle(fh).ok()).is_some_and(|h| h.writable);
+        contents_only && (by_writer || who.pid == 0)
     }
 
     pub fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32, Errno> {

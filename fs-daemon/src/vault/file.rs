@@ -6,6 +6,7 @@
 //! file only; other files proceed in parallel.
 
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -32,6 +33,35 @@ struct State {
     /// The in-memory size is ahead of the header on disk.
     dirty: bool,
     persisted_at: Instant,
+    /// Plaintext of the last, partly filled sector, so the next append can
+    /// fill it without reading it back and decrypting it first.
+    tail: Option<(u64, Box<[u8; SECTOR_SIZE as usize]>)>,
+}
+
+impl State {
+    /// The cached plaintext of sector `s`, if it is the tail.
+    fn cached_tail(&self, s: u64) -> Option<&[u8; SECTOR_SIZE as usize]> {
+        self.tail.as_ref().filter(|(i, _)| *i == s).map(|(_, t)| &**t)
+    }
+
+    /// After plaintext `buf` (sectors from `first`) was written and the size
+    /// settled: keep the new tail if `buf` holds it, forget a stale one.
+    fn remember_tail(&mut self, first: u64, buf: &[u8]) {
+        let idx = self.size / SECTOR_SIZE;
+        if self.size % SECTOR_SIZE == 0 {
+            self.tail = None;
+            return;
+        }
+        let count = buf.len() as u64 / SECTOR_SIZE;
+        if (first..first + count).contains(&idx) {
+            let at = ((idx - first) * SECTOR_SIZE) as usize;
+            let t = self.tail.get_or_insert_with(|| (idx, Box::new([0u8; SECTOR_SIZE as usize])));
+            t.0 = idx;
+            t.1.copy_from_slice(&buf[at..at + SECTOR_SIZE as usize]);
+        } else if self.tail.as_ref().is_some_and(|(i, _)| *i != idx) {
+            self.tail = None;
+        }
+    }
 }
 
 pub struct OpenFile {
@@ -50,7 +80,8 @@ impl OpenFile {
     /// impossible length is EIO for this file only, with a log line.
     pub fn load(fd: File, ino: u64, keys: &VolumeKeys, writable: bool) -> Result<OpenFile, Errno> {
         let len = fd.metadata().map_err(io_errno)?.len();
-        let mut st = State { header: None, cipher: None, size: 0, dirty: false, persisted_at: Instant::now() };
+        let mut st =
+            State { header: None, cipher: None, size: 0, dirty: false, persisted_at: Instant::now(), tail: None };
         if len > 0 {
             let mut region = vec![0u8; FILE_HEADER_LEN as usize];
             let n = read_full(&fd, &mut region, 0).map_err(io_errno)?;
@@ -99,23 +130,30 @@ impl OpenFile {
     }
 
     /// Reads up to `len` bytes at `off`; short at end of file.
-    pub fn read(&self, off: u64, len: u32) -> Result<Vec<u8>, Errno> {
+    /// Reads up to `len` bytes at `off` into `buf` (a buffer reused across
+    /// requests, so no allocation or clearing per read). Returns where in
+    /// `buf` the bytes are; short at end of file.
+    pub fn read(&self, off: u64, len: u32, buf: &mut Vec<u8>) -> Result<Range<usize>, Errno> {
         let st = self.read_state();
         if off >= st.size || len == 0 {
-            return Ok(Vec::new());
+            return Ok(0..0);
         }
         let end = st.size.min(off + len as u64);
-        let Some(cipher) = &st.cipher else {
-            return Ok(vec![0u8; (end - off) as usize]);
-        };
         let range = sectors_touched(off, end - off);
-        let mut buf = vec![0u8; ((range.end - range.start) * SECTOR_SIZE) as usize];
-        read_full(&self.fd, &mut buf, backing_offset(range.start)).map_err(io_errno)?;
-        cipher.decrypt_run(range.start, &mut buf);
+        let n = ((range.end - range.start) * SECTOR_SIZE) as usize;
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
+        let buf = &mut buf[..n];
+        match &st.cipher {
+            Some(cipher) => {
+                read_full(&self.fd, buf, backing_offset(range.start)).map_err(io_errno)?;
+                crypt(cipher, range.start, buf, Direction::Decrypt);
+            }
+            None => buf.fill(0),
+        }
         let skip = (off - sectors::sector_start(range.start)) as usize;
-        buf.drain(..skip);
-        buf.truncate((end - off) as usize);
-        Ok(buf)
+        Ok(skip..skip + (end - off) as usize)
     }
 
     /// Gives the file a header (and so a file ID and key) on first write.
@@ -178,8 +216,12 @@ impl OpenFile {
             if s < existing && !covers_whole_sector(off, data.len() as u64, s) {
                 let at = ((s - range.start) * SECTOR_SIZE) as usize;
                 let sector = &mut buf[at..at + SECTOR_SIZE as usize];
-                read_full(&self.fd, sector, backing_offset(s)).map_err(io_errno)?;
-                cipher.decrypt_run(s, sector);
+                if let Some(plain) = st.cached_tail(s) {
+                    sector.copy_from_slice(plain);
+                } else {
+                    read_full(&self.fd, sector, backing_offset(s)).map_err(io_errno)?;
+                    cipher.decrypt_run(s, sector);
+                }
             }
             if range.start == last {
                 break;
@@ -187,8 +229,16 @@ impl OpenFile {
         }
         let at = (off - sectors::sector_start(range.start)) as usize;
         buf[at..at + data.len()].copy_from_slice(data);
-        cipher.encrypt_run(range.start, &mut buf);
-        self.fd.write_all_at(&buf, backing_offset(range.start)).map_err(io_errno)?;
+        let new_size = st.size.max(end);
+        let old_size = std::mem::replace(&mut st.size, new_size);
+        st.remember_tail(range.start, &buf);
+        st.size = old_size;
+        let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
+        crypt(cipher, range.start, &mut buf, Direction::Encrypt);
+        if let Err(e) = self.fd.write_all_at(&buf, backing_offset(range.start)) {
+            st.tail = None; // what is on disk is no longer known
+            return Err(io_errno(e));
+        }
         if end > st.size {
             st.size = end;
             st.dirty = true;
@@ -202,6 +252,7 @@ impl OpenFile {
     /// Sets the size to `new_size`; bytes past a shrink are gone, a grow reads zeros.
     pub fn truncate(&self, new_size: u64, keys: &VolumeKeys) -> Result<(), Errno> {
         let mut st = self.write_state();
+        st.tail = None;
         if new_size == st.size && !st.dirty {
             return Ok(());
         }
@@ -279,6 +330,32 @@ impl OpenFile {
         self.flush(keys)?;
         if data_only { self.fd.sync_data() } else { self.fd.sync_all() }.map_err(io_errno)
     }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+/// Runs of at least this many bytes are split across cores.
+const PARALLEL_MIN: usize = 128 << 10;
+/// Bytes per parallel piece (whole sectors).
+const PARALLEL_PIECE: usize = 64 << 10;
+
+/// En- or decrypts consecutive sectors starting at `first`; large runs (the
+/// kernel's 1 MiB reads and writes) are spread over the CPU's cores.
+fn crypt(cipher: &SectorCipher, first: u64, buf: &mut [u8], dir: Direction) {
+    let one = |first: u64, piece: &mut [u8]| match dir {
+        Direction::Encrypt => cipher.encrypt_run(first, piece),
+        Direction::Decrypt => cipher.decrypt_run(first, piece),
+    };
+    if buf.len() < PARALLEL_MIN {
+        return one(first, buf);
+    }
+    use rayon::prelude::*;
+    let per_piece = (PARALLEL_PIECE as u64) / SECTOR_SIZE;
+    buf.par_chunks_mut(PARALLEL_PIECE).enumerate().for_each(|(i, piece)| one(first + i as u64 * per_piece, piece));
 }
 
 /// `pread` until `buf` is full or end of file; the unread rest stays zero

@@ -188,7 +188,8 @@ impl Vault {
             self.audit.log(who, EventKind::Truncate, &r, Some(path.clone()), None, detail)?;
         }
         let changed = describe_changes(&ch);
-        if !changed.is_empty() {
+        // Timestamps the kernel moves after recorded writes are not accesses.
+        if !changed.is_empty() && !(r.is_ok() && self.is_write_side_effect(&ch, fh, who)) {
             let detail = Detail { changed: Some(changed), ..Detail::default() };
             self.audit.log(who, EventKind::Setattr, &r, Some(path), None, detail)?;
         }

@@ -72,11 +72,18 @@ impl Vault {
     /// change needs `setattr`.
     pub(super) fn do_setattr(&self, ino: u64, ch: SetAttr, fh: Option<u64>, who: &Caller) -> Result<Attr, Errno> {
         let inode = self.inode(ino)?;
-        if ch.size.is_some() && !fh.and_then(|fh| self.handle(fh).ok()).is_some_and(|h| h.writable) {
-            self.allow(who, "truncate", ino, Right::Write)?;
-        }
-        if ch.mode.is_some() || ch.uid.is_some() || ch.gid.is_some() || ch.atime.is_some() || ch.mtime.is_some() {
+        // Size and modification time belong to the contents: `write` (or a
+        // handle opened for writing) covers them. The kernel also sends the
+        // mtime it keeps for written data this way. Everything else needs
+        // `setattr`.
+        let changes_meta = ch.mode.is_some() || ch.uid.is_some() || ch.gid.is_some() || ch.atime.is_some();
+        let changes_contents = ch.size.is_some() || ch.mtime.is_some();
+        if changes_meta {
             self.allow(who, "setattr", ino, Right::Setattr)?;
+        }
+        if changes_contents && !self.is_write_side_effect(&ch, fh, who) {
+            let op = if ch.size.is_some() { "truncate" } else { "setattr" };
+            self.allow(who, op, ino, Right::Write)?;
         }
         let any = ch.mode.is_some() || ch.uid.is_some() || ch.gid.is_some() || ch.size.is_some();
         if any || ch.atime.is_some() || ch.mtime.is_some() {
