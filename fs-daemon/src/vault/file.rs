@@ -48,7 +48,7 @@ impl State {
     /// settled: keep the new tail if `buf` holds it, forget a stale one.
     fn remember_tail(&mut self, first: u64, buf: &[u8]) {
         let idx = self.size / SECTOR_SIZE;
-        if self.size % SECTOR_SIZE == 0 {
+        if self.size.is_multiple_of(SECTOR_SIZE) {
             self.tail = None;
             return;
         }
