@@ -243,26 +243,7 @@ fn a_full_journal_fails_closed() {
     assert!(m.unmount().success());
     // Put the journal on a tiny tmpfs of its own.
     let audit = vol.path.join("audit");
-    let saved = vol.dir.path().join("audit-saved");
-    assert!(Command::new("cp").arg("-a").arg(&audit).arg(&saved).status().unwrap().success());
-    assert!(
-        Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&audit).status().unwrap().success()
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(audit.clone());
-    assert!(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("cp -a {}/. {}/", saved.display(), audit.display()))
-            .status()
-            .unwrap()
-            .success()
-    );
+    let _own = OwnMount::new(&audit, vol.dir.path(), "size=256k");
     let m = vol.mount();
     assert_eq!(fs::read(m.p("call.wav")).unwrap(), b"recorded call");
     // Fill it.
@@ -334,4 +315,131 @@ fn sigkill_under_load_leaves_a_journal_that_verifies() {
     assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
     let opens = records(&vol, &["--event", "open"]).iter().filter(|r| field(r, "outcome") == "ok").count();
     assert!(opens >= opened_ok, "{opens} open records for {opened_ok} successful opens");
+}
+
+/// Puts `dir` on a filesystem of its own (an ext4 image on a loop device, or
+/// a tmpfs), keeping what it held. Unmounted on drop.
+struct OwnMount(std::path::PathBuf);
+
+impl OwnMount {
+    fn new(dir: &std::path::Path, scratch: &std::path::Path, how: &str) -> OwnMount {
+        let saved = scratch.join("saved");
+        assert!(Command::new("cp").arg("-a").arg(dir).arg(&saved).status().unwrap().success());
+        let mounted = match how {
+            "ext4" => {
+                let img = scratch.join("audit.img");
+                let f = fs::File::create(&img).unwrap();
+                f.set_len(32 << 20).unwrap();
+                assert!(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img).status().unwrap().success());
+                Command::new("mount").args(["-o", "loop"]).arg(&img).arg(dir).status().unwrap()
+            }
+            _ => Command::new("mount").args(["-t", "tmpfs", "-o", how, "tmpfs"]).arg(dir).status().unwrap(),
+        };
+        assert!(mounted.success(), "mount {how} on {}", dir.display());
+        let copied = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cp -a {}/. {}/", saved.display(), dir.display()))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        OwnMount(dir.to_path_buf())
+    }
+}
+
+impl Drop for OwnMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Segments rotate at the configured size; finished ones carry the
+/// append-only inode flag on a filesystem that has inode flags (ext4).
+#[test]
+fn segments_rotate_and_finished_ones_are_append_only() {
+    let vol = Volume::new();
+    let audit = vol.path.join("audit");
+    let _own = OwnMount::new(&audit, vol.dir.path(), "ext4");
+    let m = vol.mount_with(&["--audit-segment-mib", "1"]).unwrap();
+    fs::write(m.p("call.wav"), b"x").unwrap();
+    for _ in 0..2500 {
+        fs::read(m.p("call.wav")).unwrap();
+    }
+    assert!(m.unmount().success());
+    let mut segments: Vec<_> = fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("journal-") && n.ends_with(".log"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "expected rotation, got {segments:?}");
+    let active = segments.pop().unwrap();
+    for s in &segments {
+        let attrs = Command::new("lsattr").arg(audit.join(s)).output().unwrap();
+        let flags = String::from_utf8_lossy(&attrs.stdout);
+        assert!(flags.split_whitespace().next().unwrap_or("").contains('a'), "{s} is not append-only: {flags}");
+        let opened = fs::OpenOptions::new().write(true).open(audit.join(s));
+        assert!(opened.is_err(), "a finished segment {s} opened for writing");
+    }
+    let flags = Command::new("lsattr").arg(audit.join(&active)).output().unwrap();
+    assert!(!String::from_utf8_lossy(&flags.stdout).split_whitespace().next().unwrap_or("").contains('a'));
+    let ok = verify(&vol);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&format!("in {} segment(s)", segments.len() + 1)));
+    // Remove the flags so the test directory can be cleaned up.
+    for s in &segments {
+        let _ = Command::new("chattr").arg("-a").arg(audit.join(s)).status();
+    }
+}
+
+/// With --syslog, every record also goes to the syslog socket, RFC 5424.
+#[test]
+fn records_are_forwarded_to_syslog() {
+    let vol = Volume::new();
+    let sock_path = vol.dir.path().join("syslog.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let m = vol.mount_with(&[&format!("--syslog={}", sock_path.display())]).unwrap();
+    fs::write(m.p("call.wav"), b"x").unwrap();
+    assert!(m.unmount().success());
+    let mut buf = [0u8; 8192];
+    let mut seen = Vec::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.contains("\"event\":\"unmount\"");
+        seen.push(msg);
+        if done {
+            break;
+        }
+    }
+    let create = seen.iter().find(|m| m.contains("\"event\":\"create\"")).unwrap_or_else(|| panic!("{seen:#?}"));
+    assert!(create.starts_with('<') && create.contains(">1 "), "RFC 5424 header: {create}");
+    assert!(create.contains("/call.wav"));
+}
+
+/// A failed unlock and policy reloads (accepted and refused) are recorded.
+#[test]
+fn failed_unlocks_and_policy_reloads_are_recorded() {
+    let vol = Volume::new();
+    let good = fs::read(&vol.pass).unwrap();
+    fs::write(&vol.pass, "wrong passphrase 1\n").unwrap();
+    let Err((code, _)) = vol.mount_with(&[]) else { panic!("a wrong passphrase mounted") };
+    assert_eq!(code, Some(10));
+    fs::write(&vol.pass, good).unwrap();
+    let policy = vol.dir.path().join("policy.toml");
+    fs::write(&policy, "[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"list\"]\n").unwrap();
+    let mut m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
+    fs::write(&policy, "[[grant]]\nusers = [\"root\"]\npaths = [\"/**\"]\nrights = [\"list\", \"read\"]\n").unwrap();
+    m.reload();
+    fs::write(&policy, "not toml [").unwrap();
+    m.reload();
+    assert!(m.unmount().success());
+    let all = records(&vol, &[]);
+    let failed = all.iter().find(|r| field(r, "event") == "unlock_failed").expect("unlock_failed record");
+    assert_eq!(field(failed, "outcome"), "EACCES");
+    assert!(failed["detail"]["reason"].as_str().unwrap().contains("wrong passphrase"));
+    let reloads: Vec<_> = all.iter().filter(|r| field(r, "event") == "policy_reload").collect();
+    assert_eq!(reloads.len(), 2);
+    assert_eq!(field(reloads[0], "outcome"), "ok");
+    assert_eq!(reloads[0]["detail"]["policy_sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(field(reloads[1], "outcome"), "EINVAL");
 }

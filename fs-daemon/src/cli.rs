@@ -29,9 +29,13 @@ pub struct Args {
     #[arg(long, conflicts_with = "policy")]
     pub allow_all: bool,
     /// Also forward every audit record to the local syslog socket (RFC 5424),
-    /// so a central log server keeps a copy.
-    #[arg(long)]
-    pub syslog: bool,
+    /// so a central log server keeps a copy: /dev/log, or the socket given.
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
+    pub syslog: Option<PathBuf>,
+    /// Start a new audit journal segment after this many MiB; finished
+    /// segments are made append-only where the filesystem supports it.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub audit_segment_mib: u64,
     /// Run without the audit journal. PCI DSS 10 requires the journal; this
     /// exists to measure its cost. Logged as a warning.
     #[arg(long)]

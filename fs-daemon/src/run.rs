@@ -188,7 +188,8 @@ fn open_journal(args: &Args, paths: &VolumePaths) -> Result<Option<Journal>, Fat
                 log::debug!("{}: append-only flag not set: {e}", p.display());
             }
         })),
-        syslog: args.syslog.then(SyslogOptions::default),
+        syslog: args.syslog.as_ref().map(|socket| SyslogOptions { socket: socket.clone(), ..SyslogOptions::default() }),
+        segment_size: args.audit_segment_mib << 20,
         actor: Some(Actor::current_process()),
         ..JournalOptions::default()
     };
