@@ -210,3 +210,34 @@ fn keytool_checks_and_explains_policies() {
     assert_eq!(out.status.code(), Some(19));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{p}:4:")));
 }
+
+/// A hard link would make a file readable under another path: it needs the
+/// right to move the file, not just to create names.
+#[test]
+fn hard_links_cannot_alias_a_file_into_another_teams_directory() {
+    let mut u = Users::new();
+    let recorder = u.user("recorder", "recorder", &[]);
+    let vol = Volume::new();
+    prepare_tree(&vol);
+    // The recorder owns the file, so the kernel's own hard-link protection
+    // (fs.protected_hardlinks) lets the link through to the policy.
+    let m = vol.mount();
+    let uid = nix::unistd::User::from_name(&recorder).unwrap().unwrap().uid.as_raw();
+    std::os::unix::fs::chown(m.p("team-b/c2.wav"), Some(uid), None).unwrap();
+    assert!(m.unmount().success());
+    let policy = vol.dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        format!("[[grant]]\nusers = [\"{recorder}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"create\", \"write\"]\n"),
+    )
+    .unwrap();
+    let m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
+    let out = as_user(
+        &recorder,
+        r#"ln "$1" "$2""#,
+        &[m.p("team-b/c2.wav").to_str().unwrap(), m.p("team-a/c2.wav").to_str().unwrap()],
+    );
+    assert!(denied(&out), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!m.p("team-a/c2.wav").exists());
+    assert!(m.unmount().success());
+}

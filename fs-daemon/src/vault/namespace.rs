@@ -283,8 +283,13 @@ impl Vault {
         Ok(())
     }
 
+    /// A hard link makes the same recording reachable under another path,
+    /// as a rename would: it needs `rename` on the existing name as well as
+    /// `create` on the new one, so no one can alias a file into a directory
+    /// other people may read.
     pub(super) fn do_link(&self, ino: u64, newparent: u64, newname: &[u8], who: &Caller) -> Result<Attr, Errno> {
         self.writable()?;
+        self.allow(who, "link", ino, Right::Rename)?;
         self.allow_child(who, "link", newparent, newname, Right::Create)?;
         let _ns = read_lock(&self.namespace);
         let inode = self.inode(ino)?;
