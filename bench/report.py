@@ -108,6 +108,8 @@ NOISE = [
     re.compile(r"kdf|argon2.*(memory|tests only)", re.I),  # cheap KDF on purpose
     re.compile(r"^callvaultd: info: "),  # routine start/stop lines
     re.compile(r"^created volume "),  # callvault-keytool init
+    re.compile(r"^auditor's journal verification key: "),  # callvault-keytool init
+    re.compile(r"warning: --no-audit: "),  # the journal-off mount of item e
 ]
 
 
@@ -217,7 +219,10 @@ def render(meta, rows, records, notes, runs, systems, backings, logs):
     for r in rows:
         if not r["printed"]:
             continue
-        line = [r["label"], r["backing"], r["unit"]]
+        label = r["label"]
+        if r["metric"] == "f_rss_MiB" and meta.get("rec_files"):
+            label = f"f. daemon RSS, {meta['rec_files']:,} files open"
+        line = [label, r["backing"], r["unit"]]
         for s in systems:
             c = cell(r["values"].get(s), runs)
             if s in r["same_as_journal_on"] and c != "n/a":
@@ -278,6 +283,18 @@ def render(meta, rows, records, notes, runs, systems, backings, logs):
           f"(step {worst['metric'][len('other_load_'):]}, run {worst['run']}, {worst['backing']}, {worst['system']}); "
           f"{sum(v > thr for v in vals)} of {len(vals)} steps above {thr * 100:.0f}%"
           + (f"; steal max {max(steal) * 100:.1f}%" if steal else ""))
+    busy = [n for n in notes if "other processes used" in n["note"]]
+    notes = [n for n in notes if "other processes used" not in n["note"]]
+    if busy:
+        p(f"steps during which other processes used more than {float(meta.get('contention_warn', 0.1)) * 100:.0f}% "
+          f"of the CPU ({len(busy)}; their numbers may be low):")
+        by_run = {}
+        for n in busy:
+            m = re.match(r"step '([^']+)': other processes used (\d+)%", n["note"])
+            if m:
+                by_run.setdefault(n["run"], []).append(f"{n['backing']}/{n['system']}/{m.group(1)} {m.group(2)}%")
+        for run in sorted(by_run):
+            p(f"  run {run}: " + ", ".join(by_run[run]))
     if notes:
         p("")
         p(f"notes ({len(notes)}):")
