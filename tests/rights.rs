@@ -241,3 +241,24 @@ fn hard_links_cannot_alias_a_file_into_another_teams_directory() {
     assert!(!m.p("team-a/c2.wav").exists());
     assert!(m.unmount().success());
 }
+
+/// As on ext4, a write by a user without CAP_FSETID clears the set-user and
+/// set-group-ID bits (the daemon does it: the kernel delegates it).
+#[test]
+fn a_write_by_another_user_clears_setuid_and_setgid_bits() {
+    let mut u = Users::new();
+    let dave = u.user("dave", "dave", &[]);
+    let vol = Volume::new();
+    let m = vol.mount();
+    let p = m.p("tool");
+    fs::write(&p, b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o6777)).unwrap();
+    let out = as_user(&dave, r#"printf 'echo hi\n' >> "$1""#, &[p.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(&p).unwrap(), b"#!/bin/sh\necho hi\n");
+    assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o777);
+    assert!(m.unmount().success());
+    let m = vol.mount();
+    assert_eq!(fs::metadata(m.p("tool")).unwrap().permissions().mode() & 0o7777, 0o777, "cleared on disk too");
+    assert!(m.unmount().success());
+}

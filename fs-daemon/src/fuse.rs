@@ -114,6 +114,12 @@ impl Filesystem for CallvaultFs {
         if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_WRITEBACK_CACHE) {
             log::warn!("the kernel offers no writeback cache ({e:?}); small writes will be slower");
         }
+        // This daemon clears set-user/group-ID bits on write itself, so the
+        // kernel need not ask for security.capability before every write(2)
+        // (one request per write otherwise).
+        if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2) {
+            log::debug!("the kernel does not delegate privilege clearing ({e:?})");
+        }
         self.notifier.ready(&self.mountpoint);
         log::info!("serving {}", self.mountpoint);
         Ok(())
@@ -272,12 +278,13 @@ impl Filesystem for CallvaultFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.vault.write(fh.0, offset, data) {
+        let kill_suid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self.vault.write(fh.0, offset, data, kill_suid) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(fail("write", e)),
         }

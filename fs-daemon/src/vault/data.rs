@@ -160,10 +160,16 @@ impl Vault {
         contents_only && (by_writer || who.pid == 0)
     }
 
-    pub fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32, Errno> {
+    /// Writes through a handle. `kill_suid`: the kernel asks that set-user
+    /// and set-group-ID bits be cleared, as a write by an unprivileged user
+    /// does on ext4 (the daemon handles this, see `fuse.rs` init).
+    pub fn write(&self, fh: u64, off: u64, data: &[u8], kill_suid: bool) -> Result<u32, Errno> {
         let h = self.handle(fh)?;
         if !h.writable {
             return Err(Errno::EBADF);
+        }
+        if kill_suid {
+            h.file.clear_suid()?;
         }
         h.file.write(off, data, &self.keys)?;
         h.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);

@@ -314,6 +314,17 @@ impl OpenFile {
         }
     }
 
+    /// Clears the set-user-ID and set-group-ID bits of the backing file.
+    pub fn clear_suid(&self) -> Result<(), Errno> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = self.fd.metadata().map_err(io_errno)?.permissions().mode();
+        let cleared = mode & !(libc::S_ISUID | libc::S_ISGID);
+        if cleared != mode {
+            self.fd.set_permissions(std::fs::Permissions::from_mode(cleared & 0o7777)).map_err(io_errno)?;
+        }
+        Ok(())
+    }
+
     /// Records the in-memory size in the header if it moved (close, fsync, unmount).
     pub fn flush(&self, keys: &VolumeKeys) -> Result<(), Errno> {
         let mut st = self.write_state();
