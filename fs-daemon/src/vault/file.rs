@@ -207,38 +207,48 @@ impl OpenFile {
         let mut st = self.write_state();
         self.ensure_header(&mut st, keys)?;
         let range = sectors_touched(off, data.len() as u64);
-        let mut buf = vec![0u8; ((range.end - range.start) * SECTOR_SIZE) as usize];
-        let existing = sectors_for_size(st.size);
-        let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
-        // Only the first and last sectors can be partly covered; read those back.
-        let last = range.end - 1;
-        for s in [range.start, last] {
-            if s < existing && !covers_whole_sector(off, data.len() as u64, s) {
+        let n = ((range.end - range.start) * SECTOR_SIZE) as usize;
+        WRITE_BUF.with_borrow_mut(|buf| -> Result<(), Errno> {
+            // Reused across requests: only the two edge sectors need clearing
+            // or reading back; every byte in between is overwritten by `data`.
+            if buf.len() < n {
+                buf.resize(n, 0);
+            }
+            let buf = &mut buf[..n];
+            let existing = sectors_for_size(st.size);
+            let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
+            let last = range.end - 1;
+            for s in [range.start, last] {
                 let at = ((s - range.start) * SECTOR_SIZE) as usize;
                 let sector = &mut buf[at..at + SECTOR_SIZE as usize];
-                if let Some(plain) = st.cached_tail(s) {
+                if covers_whole_sector(off, data.len() as u64, s) {
+                    // overwritten below
+                } else if s >= existing {
+                    sector.fill(0);
+                } else if let Some(plain) = st.cached_tail(s) {
                     sector.copy_from_slice(plain);
                 } else {
                     read_full(&self.fd, sector, backing_offset(s)).map_err(io_errno)?;
                     cipher.decrypt_run(s, sector);
                 }
+                if range.start == last {
+                    break;
+                }
             }
-            if range.start == last {
-                break;
+            let at = (off - sectors::sector_start(range.start)) as usize;
+            buf[at..at + data.len()].copy_from_slice(data);
+            let new_size = st.size.max(end);
+            let old_size = std::mem::replace(&mut st.size, new_size);
+            st.remember_tail(range.start, buf);
+            st.size = old_size;
+            let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
+            crypt(cipher, range.start, buf, Direction::Encrypt);
+            if let Err(e) = self.fd.write_all_at(buf, backing_offset(range.start)) {
+                st.tail = None; // what is on disk is no longer known
+                return Err(io_errno(e));
             }
-        }
-        let at = (off - sectors::sector_start(range.start)) as usize;
-        buf[at..at + data.len()].copy_from_slice(data);
-        let new_size = st.size.max(end);
-        let old_size = std::mem::replace(&mut st.size, new_size);
-        st.remember_tail(range.start, &buf);
-        st.size = old_size;
-        let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
-        crypt(cipher, range.start, &mut buf, Direction::Encrypt);
-        if let Err(e) = self.fd.write_all_at(&buf, backing_offset(range.start)) {
-            st.tail = None; // what is on disk is no longer known
-            return Err(io_errno(e));
-        }
+            Ok(())
+        })?;
         if end > st.size {
             st.size = end;
             st.dirty = true;
@@ -341,6 +351,11 @@ impl OpenFile {
         self.flush(keys)?;
         if data_only { self.fd.sync_data() } else { self.fd.sync_all() }.map_err(io_errno)
     }
+}
+
+thread_local! {
+    /// Each worker thread's buffer for building encrypted sectors.
+    static WRITE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[derive(Clone, Copy)]
