@@ -616,3 +616,10 @@ python3 "$BENCH_DIR/report.py" --raw "$RAW" --meta "$META" --logs "$LOGS" \
     die "report.py failed; raw data kept in bench/results/$TS.raw.jsonl"; }
 cp "$BENCH_DIR/results/$TS.json" "$BENCH_DIR/results/latest.json"
 log "wrote bench/results/$TS.json and bench/results/latest.json ($(($(date +%s) - START_EPOCH)) s in all)"
+
+# ---------------------------------------------------------------- sector crypto
+# Per-core AES-256-XTS: callvault's batched cipher (criterion) against OpenSSL
+# and the xts-mode crate, measured now on this machine.
+if [ "${BENCH_CRYPTO:-1}" = 1 ]; then
+    "$BENCH_DIR/crypto.sh" || log "sector crypto benchmark failed"
+fi

@@ -364,24 +364,14 @@ enum Direction {
     Decrypt,
 }
 
-/// Runs of at least this many bytes are split across cores.
-const PARALLEL_MIN: usize = 128 << 10;
-/// Bytes per parallel piece (whole sectors).
-const PARALLEL_PIECE: usize = 64 << 10;
-
-/// En- or decrypts consecutive sectors starting at `first`; large runs (the
-/// kernel's 1 MiB reads and writes) are spread over the CPU's cores.
+/// En- or decrypts consecutive sectors starting at `first`. One core: on
+/// this two-core class of machine the kernel's copying needs the other one,
+/// and splitting large requests across cores measured slower (bench/README.md).
 fn crypt(cipher: &SectorCipher, first: u64, buf: &mut [u8], dir: Direction) {
-    let one = |first: u64, piece: &mut [u8]| match dir {
-        Direction::Encrypt => cipher.encrypt_run(first, piece),
-        Direction::Decrypt => cipher.decrypt_run(first, piece),
-    };
-    if buf.len() < PARALLEL_MIN {
-        return one(first, buf);
+    match dir {
+        Direction::Encrypt => cipher.encrypt_run(first, buf),
+        Direction::Decrypt => cipher.decrypt_run(first, buf),
     }
-    use rayon::prelude::*;
-    let per_piece = (PARALLEL_PIECE as u64) / SECTOR_SIZE;
-    buf.par_chunks_mut(PARALLEL_PIECE).enumerate().for_each(|(i, piece)| one(first + i as u64 * per_piece, piece));
 }
 
 /// `pread` until `buf` is full or end of file; the unread rest stays zero
