@@ -45,11 +45,14 @@ fn random_writes_and_truncates_match_an_in_memory_model() {
                 Op::Write { off, len, seed } => {
                     let data = pattern(seed, len);
                     f.write_all_at(&data, off).unwrap();
-                    let end = off as usize + len;
-                    if len > 0 && model.len() < end {
-                        model.resize(end, 0);
+                    // A zero-length write changes nothing, not even past the end.
+                    if len > 0 {
+                        let end = off as usize + len;
+                        if model.len() < end {
+                            model.resize(end, 0);
+                        }
+                        model[off as usize..end].copy_from_slice(&data);
                     }
-                    model[off as usize..off as usize + len].copy_from_slice(&data);
                 }
                 Op::Truncate(n) => {
                     f.set_len(n).unwrap();

@@ -151,11 +151,6 @@ impl InodeTable {
             }
         }
     }
-
-    /// Every inode, for flushing at unmount.
-    pub fn all(&self) -> Vec<Arc<Inode>> {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
-    }
 }
 
 #[cfg(test)]

@@ -280,13 +280,15 @@ impl Vault {
 
     /// Flushes every open file's size to its header (unmount).
     pub fn flush_all(&self) {
-        for inode in self.inodes.all() {
-            if let Some(open) = lock(&inode.open).upgrade() {
-                let _ = open.sync(&self.keys, false);
+        // Open file state lives exactly as long as a handle holds it, so the
+        // handles reach every open file, unlinked ones included; each is
+        // synced once even when several handles share it.
+        let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
+        let mut seen = std::collections::HashSet::new();
+        for h in handles.values() {
+            if seen.insert(Arc::as_ptr(&h.file)) {
+                let _ = h.file.sync(&self.keys, false);
             }
-        }
-        for h in self.handles.read().unwrap_or_else(|e| e.into_inner()).values() {
-            let _ = h.file.sync(&self.keys, false);
         }
     }
 }
