@@ -154,10 +154,26 @@ impl Vault {
     /// file through a handle opened for writing, or comes from the kernel
     /// itself (pid 0): with the writeback cache the kernel sends the mtime it
     /// keeps for written data this way. The handle's `write` right covers it.
-    pub(super) fn is_write_side_effect(&self, ch: &super::SetAttr, fh: Option<u64>, who: &Caller) -> bool {
+    ///
+    /// The kernel also sends the times it keeps for a file right after its
+    /// last name is removed, in the unlinking process's name. A file with no
+    /// name left is reachable by no one else, and its deletion is recorded
+    /// already, so that time change is a side effect of the `unlink` too.
+    pub(super) fn is_write_side_effect(&self, ino: u64, ch: &super::SetAttr, fh: Option<u64>, who: &Caller) -> bool {
         let contents_only = ch.mode.is_none() && ch.uid.is_none() && ch.gid.is_none() && ch.atime.is_none();
+        if !contents_only {
+            return false;
+        }
         let by_writer = fh.and_then(|fh| self.handle(fh).ok()).is_some_and(|h| h.writable);
-        contents_only && (by_writer || who.pid == 0)
+        by_writer || who.pid == 0 || (ch.size.is_none() && self.has_no_name(ino))
+    }
+
+    /// A regular file whose last name has been removed (open handles may
+    /// still hold it).
+    pub(super) fn has_no_name(&self, ino: u64) -> bool {
+        self.inodes.get(ino).is_some_and(|i| {
+            i.kind == Kind::File && nix::sys::stat::fstat(&i.fd).is_ok_and(|st| st.st_nlink == 0)
+        })
     }
 
     /// Writes through a handle. `kill_suid`: the kernel asks that set-user

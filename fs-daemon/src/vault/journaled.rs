@@ -189,7 +189,7 @@ impl Vault {
         }
         let changed = describe_changes(&ch);
         // Timestamps the kernel moves after recorded writes are not accesses.
-        let side_effect = r.is_ok() && self.is_write_side_effect(&ch, fh, who);
+        let side_effect = r.is_ok() && self.is_write_side_effect(ino, &ch, fh, who);
         if !changed.is_empty() && !side_effect {
             let detail = Detail { changed: Some(changed), ..Detail::default() };
             self.audit.log(who, EventKind::Setattr, &r, Some(path), None, detail)?;

@@ -81,7 +81,7 @@ impl Vault {
         if changes_meta {
             self.allow(who, "setattr", ino, Right::Setattr)?;
         }
-        if changes_contents && !self.is_write_side_effect(&ch, fh, who) {
+        if changes_contents && !self.is_write_side_effect(ino, &ch, fh, who) {
             let op = if ch.size.is_some() { "truncate" } else { "setattr" };
             self.allow(who, op, ino, Right::Write)?;
         }
@@ -116,6 +116,17 @@ impl Vault {
             )?;
         }
         if ch.atime.is_some() || ch.mtime.is_some() {
+            if !any && ch.atime.is_none() && lock(&inode.open).upgrade().is_none() && self.has_no_name(ino) {
+                // The kernel flushing the times of a file it just unlinked:
+                // nothing can open it any more, so there is nothing to store.
+                let mut attr = self.attr(ino)?;
+                match ch.mtime {
+                    Some(SetTime::At(t)) => attr.mtime = t,
+                    Some(SetTime::Now) => attr.mtime = std::time::SystemTime::now(),
+                    None => {}
+                }
+                return Ok(attr);
+            }
             // A size still to be written to the header would move mtime later.
             if let Some(open) = lock(&inode.open).upgrade() {
                 open.flush(&self.keys)?;

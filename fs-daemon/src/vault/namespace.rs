@@ -11,7 +11,7 @@ use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
 use log::{error, warn};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
-use nix::sys::stat::{Mode, SFlag, fstatat, mkdirat, mknodat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstatat, mkdirat, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat};
 
 use super::attr::kind_of;
@@ -47,18 +47,22 @@ impl Vault {
     pub fn lookup(&self, parent: u64, name: &[u8], who: &Caller) -> Result<Attr, Errno> {
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
-        let is_dir = fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| kind_of(st.st_mode) == Some(Kind::Dir));
+        let st = fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW);
+        let is_dir = st.as_ref().is_ok_and(|st| kind_of(st.st_mode) == Some(Kind::Dir));
         if !is_dir {
             self.allow_child(who, "lookup", parent, name, Right::List)?;
         }
-        self.child(&p, bn.entry(), name).map(|(attr, _)| attr)
+        self.child_at(&p, bn.entry(), name, st?).map(|(attr, _)| attr)
     }
 
     /// Finds (or adds) the inode of backing entry `entry` in `p`, recording
     /// one kernel reference, and returns its attributes.
     fn child(&self, p: &Inode, entry: &str, name: &[u8]) -> Result<(Attr, Arc<Inode>), Errno> {
-        let st = fstatat(&p.fd, entry, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        self.child_at(p, entry, name, fstatat(&p.fd, entry, AtFlags::AT_SYMLINK_NOFOLLOW)?)
+    }
+
+    /// `child`, given what `fstatat` just said of `entry`.
+    fn child_at(&self, p: &Inode, entry: &str, name: &[u8], st: FileStat) -> Result<(Attr, Arc<Inode>), Errno> {
         let kind = kind_of(st.st_mode).ok_or(Errno::EIO)?;
         let ino = self.inomap.fuse_ino(st.st_ino);
         let inode = match self.inodes.get(ino) {
