@@ -148,7 +148,10 @@ impl OpenFile {
         match &st.cipher {
             Some(cipher) => {
                 read_full(&self.fd, buf, backing_offset(range.start)).map_err(io_errno)?;
-                crypt(cipher, range.start, buf, Direction::Decrypt);
+                // One core per request: on this two-core class of machine the
+                // kernel's copying needs the other one, and splitting large
+                // requests across cores measured slower (bench/README.md).
+                cipher.decrypt_run(range.start, buf);
             }
             None => buf.fill(0),
         }
@@ -209,21 +212,24 @@ impl OpenFile {
         let range = sectors_touched(off, data.len() as u64);
         let n = ((range.end - range.start) * SECTOR_SIZE) as usize;
         WRITE_BUF.with_borrow_mut(|buf| -> Result<(), Errno> {
-            // Reused across requests: only the two edge sectors need clearing
-            // or reading back; every byte in between is overwritten by `data`.
+            // Reused across requests: only the edge sectors that `data` does
+            // not cover whole are built here (old contents plus their part of
+            // `data`); the others are encrypted straight from `data` below.
             if buf.len() < n {
                 buf.resize(n, 0);
             }
             let buf = &mut buf[..n];
             let existing = sectors_for_size(st.size);
             let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
+            let at = (off - sectors::sector_start(range.start)) as usize;
             let last = range.end - 1;
             for s in [range.start, last] {
-                let at = ((s - range.start) * SECTOR_SIZE) as usize;
-                let sector = &mut buf[at..at + SECTOR_SIZE as usize];
                 if covers_whole_sector(off, data.len() as u64, s) {
-                    // overwritten below
-                } else if s >= existing {
+                    continue;
+                }
+                let lo = ((s - range.start) * SECTOR_SIZE) as usize;
+                let sector = &mut buf[lo..lo + SECTOR_SIZE as usize];
+                if s >= existing {
                     sector.fill(0);
                 } else if let Some(plain) = st.cached_tail(s) {
                     sector.copy_from_slice(plain);
@@ -231,18 +237,28 @@ impl OpenFile {
                     read_full(&self.fd, sector, backing_offset(s)).map_err(io_errno)?;
                     cipher.decrypt_run(s, sector);
                 }
+                let (a, b) = (at.max(lo), (at + data.len()).min(lo + SECTOR_SIZE as usize));
+                buf[a..b].copy_from_slice(&data[a - at..b - at]);
                 if range.start == last {
                     break;
                 }
             }
-            let at = (off - sectors::sector_start(range.start)) as usize;
-            buf[at..at + data.len()].copy_from_slice(data);
             let new_size = st.size.max(end);
             let old_size = std::mem::replace(&mut st.size, new_size);
             st.remember_tail(range.start, buf);
             st.size = old_size;
             let cipher = st.cipher.as_ref().ok_or(Errno::EIO)?;
-            crypt(cipher, range.start, buf, Direction::Encrypt);
+            let (sectors, _) = buf.as_chunks_mut::<{ SECTOR_SIZE as usize }>();
+            for (i, sector) in sectors.iter_mut().enumerate() {
+                let s = range.start + i as u64;
+                if covers_whole_sector(off, data.len() as u64, s) {
+                    let from = i * SECTOR_SIZE as usize - at;
+                    let plain = data[from..].first_chunk::<{ SECTOR_SIZE as usize }>().ok_or(Errno::EIO)?;
+                    cipher.encrypt_into(s, plain, sector);
+                } else {
+                    cipher.encrypt(s, sector);
+                }
+            }
             if let Err(e) = self.fd.write_all_at(buf, backing_offset(range.start)) {
                 st.tail = None; // what is on disk is no longer known
                 return Err(io_errno(e));
@@ -356,22 +372,6 @@ impl OpenFile {
 thread_local! {
     /// Each worker thread's buffer for building encrypted sectors.
     static WRITE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-#[derive(Clone, Copy)]
-enum Direction {
-    Encrypt,
-    Decrypt,
-}
-
-/// En- or decrypts consecutive sectors starting at `first`. One core: on
-/// this two-core class of machine the kernel's copying needs the other one,
-/// and splitting large requests across cores measured slower (bench/README.md).
-fn crypt(cipher: &SectorCipher, first: u64, buf: &mut [u8], dir: Direction) {
-    match dir {
-        Direction::Encrypt => cipher.encrypt_run(first, buf),
-        Direction::Decrypt => cipher.decrypt_run(first, buf),
-    }
 }
 
 /// `pread` until `buf` is full or end of file; the unread rest stays zero
