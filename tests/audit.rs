@@ -220,6 +220,14 @@ cat "$2" 2>/dev/null || true
         );
     }
     assert_eq!(field(find("rename", "/work/a.wav"), "path2"), "/work/d/b.wav");
+    // The kernel sends the times it keeps for a file whose last name it just
+    // removed; that is part of the recorded unlink, not an attribute change
+    // by rm. (hard.wav kept a name, d/b.wav, so its times still count.)
+    let rm_setattr = |path: &str| {
+        recs.iter()
+            .any(|r| field(r, "event") == "setattr" && field(r, "exe") == "/usr/bin/rm" && field(r, "path") == path)
+    };
+    assert!(!rm_setattr("/work/d/b.wav"), "the last unlink was recorded as a setattr too: {recs:#?}");
     let chmod = recs
         .iter()
         .find(|r| field(r, "event") == "setattr" && r["detail"]["changed"][0] == "mode=0600")
