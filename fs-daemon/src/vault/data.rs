@@ -171,9 +171,9 @@ impl Vault {
     /// A regular file whose last name has been removed (open handles may
     /// still hold it).
     pub(super) fn has_no_name(&self, ino: u64) -> bool {
-        self.inodes.get(ino).is_some_and(|i| {
-            i.kind == Kind::File && nix::sys::stat::fstat(&i.fd).is_ok_and(|st| st.st_nlink == 0)
-        })
+        self.inodes
+            .get(ino)
+            .is_some_and(|i| i.kind == Kind::File && nix::sys::stat::fstat(&i.fd).is_ok_and(|st| st.st_nlink == 0))
     }
 
     /// Writes through a handle. `kill_suid`: the kernel asks that set-user
