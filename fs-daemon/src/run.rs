@@ -263,6 +263,11 @@ fn raise_descriptor_limit() {
     if setrlimit(Resource::RLIMIT_NOFILE, ceiling, ceiling).is_err() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
+}
+
+/// Said once mounted (not before, so a failed start stays one line).
+fn warn_if_descriptor_limit_low() {
+    use nix::sys::resource::{Resource, getrlimit};
     if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE)
         && soft < MIN_GOOD_NOFILE
     {
@@ -387,6 +392,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         Fatal::new(exitcode::FUSE_UNAVAILABLE, format!("cannot mount at {}: {e}", mountpoint.display()))
     })?;
     tune_bdi(&mountpoint);
+    warn_if_descriptor_limit_low();
     let mut unmounter = session.unmount_callable();
     let mounted = Detail { reason: Some(format!("mounted at {}", mountpoint.display())), ..Detail::default() };
     vault

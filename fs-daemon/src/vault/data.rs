@@ -106,13 +106,17 @@ impl Vault {
         if let Some(f) = slot.upgrade() {
             return Ok(f);
         }
-        let fd = match fresh {
-            Some(f) => f,
+        let file = Arc::new(match fresh {
+            Some(created) => OpenFile::empty(created, inode.ino),
             None => {
-                OpenOptions::new().read(true).write(!self.read_only).open(proc_path(&inode.fd)).map_err(io_errno)?
+                let fd = OpenOptions::new()
+                    .read(true)
+                    .write(!self.read_only)
+                    .open(proc_path(&inode.fd))
+                    .map_err(io_errno)?;
+                OpenFile::load(fd, inode.ino, &self.keys, !self.read_only)?
             }
-        };
-        let file = Arc::new(OpenFile::load(fd, inode.ino, &self.keys, !self.read_only)?);
+        });
         *slot = Arc::downgrade(&file);
         Ok(file)
     }

@@ -39,6 +39,10 @@ struct State {
 }
 
 impl State {
+    fn empty() -> State {
+        State { header: None, cipher: None, size: 0, dirty: false, persisted_at: Instant::now(), tail: None }
+    }
+
     /// The cached plaintext of sector `s`, if it is the tail.
     fn cached_tail(&self, s: u64) -> Option<&[u8; SECTOR_SIZE as usize]> {
         self.tail.as_ref().filter(|(i, _)| *i == s).map(|(_, t)| &**t)
@@ -80,8 +84,7 @@ impl OpenFile {
     /// impossible length is EIO for this file only, with a log line.
     pub fn load(fd: File, ino: u64, keys: &VolumeKeys, writable: bool) -> Result<OpenFile, Errno> {
         let len = fd.metadata().map_err(io_errno)?.len();
-        let mut st =
-            State { header: None, cipher: None, size: 0, dirty: false, persisted_at: Instant::now(), tail: None };
+        let mut st = State::empty();
         if len > 0 {
             let mut region = vec![0u8; FILE_HEADER_LEN as usize];
             let n = read_full(&fd, &mut region, 0).map_err(io_errno)?;
@@ -115,6 +118,11 @@ impl OpenFile {
             st.header = Some(header);
         }
         Ok(OpenFile { fd, ino, state: RwLock::new(st) })
+    }
+
+    /// The state of a file just created (no header until the first write).
+    pub fn empty(fd: File, ino: u64) -> OpenFile {
+        OpenFile { fd, ino, state: RwLock::new(State::empty()) }
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {

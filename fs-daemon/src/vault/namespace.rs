@@ -11,7 +11,7 @@ use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
 use log::{error, warn};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstatat, mkdirat, mknodat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat};
 
 use super::attr::kind_of;
@@ -156,8 +156,14 @@ impl Vault {
             }
             Err(e) => return Err(e),
         };
-        self.give_to(&fd, "", caller, AtFlags::AT_EMPTY_PATH)?;
-        let (attr, inode) = self.child(&p, bn.entry(), name)?;
+        // The new file is ours (O_EXCL): its descriptor answers for it, and
+        // a caller who is already its owner (the daemon's own user) needs no chown.
+        let mut st = fstat(&fd)?;
+        if self.as_root && (st.st_uid, st.st_gid) != (caller.uid, caller.gid) {
+            self.give_to(&fd, "", caller, AtFlags::AT_EMPTY_PATH)?;
+            st = fstat(&fd)?;
+        }
+        let (attr, inode) = self.child_at(&p, bn.entry(), name, st)?;
         let fh =
             self.open_with(&inode, flags, Some(File::from(fd)), caller).inspect_err(|_| self.forget(attr.ino, 1))?;
         Ok((attr, fh, true))
