@@ -309,8 +309,16 @@ def render(meta, rows, records, notes, runs, systems, backings, logs):
         p("")
         p("daemon stderr (unexpected lines, deduplicated; all in the JSON):")
         for system, entries in logs.items():
-            for e in entries[:8]:
-                p(f"  {system} x{e['count']}: {e['example']}")
+            # The same line from several daemons' logs is printed once, with
+            # the total count and in how many logs it appeared.
+            merged = {}
+            for e in entries:
+                m = merged.setdefault(re.sub(r"\d+", "N", e["example"]), [e["example"], 0, 0])
+                m[1] += e["count"]
+                m[2] += 1
+            for example, count, nlogs in sorted(merged.values(), key=lambda m: -m[1])[:8]:
+                where = f" (in {nlogs} logs)" if nlogs > 1 else ""
+                p(f"  {system} x{count}{where}: {example}")
     return "\n".join(out) + "\n"
 
 

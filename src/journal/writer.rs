@@ -125,6 +125,9 @@ struct State {
     generation: u64,
     failures: VecDeque<Failure>,
     leader_active: bool,
+    /// Appenders waiting on `cond` for a leader's batch; with none, the
+    /// leader skips the wake-up (a system call per batch otherwise).
+    waiters: usize,
     active: Active,
     broken: Option<String>,
     closed: bool,
@@ -281,6 +284,7 @@ impl Journal {
                 generation: 0,
                 failures: VecDeque::new(),
                 leader_active: false,
+                waiters: 0,
                 active,
                 broken: None,
                 closed: false,
@@ -563,7 +567,9 @@ impl Inner {
                 st = self.lead(st);
                 continue;
             }
+            st.waiters += 1;
             st = self.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.waiters -= 1;
         }
     }
 
@@ -612,7 +618,9 @@ impl Inner {
                 }
             }
         }
-        self.cond.notify_all();
+        if st.waiters > 0 {
+            self.cond.notify_all();
+        }
         if !msgs.is_empty() && st.generation == generation_at {
             drop(st);
             if let Some(s) = &self.syslog {
