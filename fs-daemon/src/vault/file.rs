@@ -251,6 +251,9 @@ impl OpenFile {
                     break;
                 }
             }
+            // The tail sector (the one holding an unaligned end of file) is
+            // never one `data` covers whole, so it is built above and `buf`
+            // holds its plaintext here.
             let new_size = st.size.max(end);
             let old_size = std::mem::replace(&mut st.size, new_size);
             st.remember_tail(range.start, buf);
