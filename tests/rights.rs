@@ -78,6 +78,10 @@ exec 3>>"$1"; printf 'frame2' >&3; exec 3>&-"#,
     let r = as_user(&alice, r#"cat "$1""#, &[c1s]);
     assert!(r.status.success(), "alice: {}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(r.stdout, b"RIFFXX00WAVEdataframe1frame2");
+    // The recording belongs to the recorder, though the daemon (root) made it.
+    let owner = nix::unistd::User::from_name(&recorder).unwrap().unwrap();
+    let st = as_user(&alice, r#"stat -c '%u %g' "$1""#, &[c1s]);
+    assert_eq!(String::from_utf8_lossy(&st.stdout).trim(), format!("{} {}", owner.uid, owner.gid));
     // ... and nothing of team B.
     let c2 = m.p("team-b/c2.wav");
     assert!(denied(&as_user(&alice, r#"cat "$1""#, &[c2.to_str().unwrap()])));
