@@ -154,27 +154,33 @@ impl Vault {
         Ok(got)
     }
 
-    /// Whether a setattr only changes the size or modification time of a
-    /// file through a handle opened for writing, or comes from the kernel
-    /// itself (pid 0): with the writeback cache the kernel sends the mtime it
-    /// keeps for written data this way. The handle's `write` right covers it.
-    ///
-    /// The kernel also sends the times it keeps for a file right after its
-    /// last name is removed, in the unlinking process's name. A file with no
-    /// name left is reachable by no one else, and its deletion is recorded
-    /// already, so that time change is a side effect of the `unlink` too.
-    pub(super) fn is_write_side_effect(&self, ino: u64, ch: &super::SetAttr, fh: Option<u64>, who: &Caller) -> bool {
+    /// Whether a setattr that only changes a file's size or modification time
+    /// is part of an operation already checked and recorded, and which one.
+    /// Computed once per setattr: it may cost a `fstat`.
+    pub(super) fn side_effect_of(
+        &self,
+        ino: u64,
+        ch: &super::SetAttr,
+        fh: Option<u64>,
+        who: &Caller,
+    ) -> Option<SideEffect> {
         let contents_only = ch.mode.is_none() && ch.uid.is_none() && ch.gid.is_none() && ch.atime.is_none();
         if !contents_only {
-            return false;
+            return None;
         }
         let by_writer = fh.and_then(|fh| self.handle(fh).ok()).is_some_and(|h| h.writable);
-        by_writer || who.pid == 0 || (ch.size.is_none() && self.has_no_name(ino))
+        if by_writer || who.pid == 0 {
+            Some(SideEffect::OfWrite)
+        } else if ch.size.is_none() && self.has_no_name(ino) {
+            Some(SideEffect::OfUnlink)
+        } else {
+            None
+        }
     }
 
     /// A regular file whose last name has been removed (open handles may
     /// still hold it).
-    pub(super) fn has_no_name(&self, ino: u64) -> bool {
+    fn has_no_name(&self, ino: u64) -> bool {
         self.inodes
             .get(ino)
             .is_some_and(|i| i.kind == Kind::File && nix::sys::stat::fstat(&i.fd).is_ok_and(|st| st.st_nlink == 0))
@@ -242,4 +248,17 @@ mod tests {
         assert_eq!(access_of(libc::O_WRONLY | libc::O_APPEND), (false, true));
         assert_eq!(access_of(libc::O_RDWR | libc::O_CREAT), (true, true));
     }
+}
+
+/// Why a setattr needs no rights check and no record of its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SideEffect {
+    /// Through a handle opened for writing, or from the kernel itself (pid
+    /// 0): with the writeback cache the kernel sends the mtime it keeps for
+    /// written data this way. The handle's `write` right covers it.
+    OfWrite,
+    /// The times the kernel sends, in the unlinking process's name, for a
+    /// file whose last name was just removed. No one else can reach such a
+    /// file, and its deletion is recorded already.
+    OfUnlink,
 }

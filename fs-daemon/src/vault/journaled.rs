@@ -182,15 +182,16 @@ impl Vault {
     /// with what changed.
     pub fn setattr(&self, ino: u64, ch: SetAttr, fh: Option<u64>, who: &Caller) -> Result<Attr, Errno> {
         let path = self.path_of(ino);
-        let r = self.do_setattr(ino, ch, fh, who);
+        let side_effect = self.side_effect_of(ino, &ch, fh, who);
+        let r = self.do_setattr(ino, ch, fh, side_effect, who);
         if let Some(size) = ch.size {
             let detail = Detail { size: Some(size), fh, ..Detail::default() };
             self.audit.log(who, EventKind::Truncate, &r, Some(path.clone()), None, detail)?;
         }
         let changed = describe_changes(&ch);
-        // Timestamps the kernel moves after recorded writes are not accesses.
-        let side_effect = r.is_ok() && self.is_write_side_effect(ino, &ch, fh, who);
-        if !changed.is_empty() && !side_effect {
+        // Timestamps the kernel moves after recorded writes or unlinks are not accesses.
+        let covered = r.is_ok() && side_effect.is_some();
+        if !changed.is_empty() && !covered {
             let detail = Detail { changed: Some(changed), ..Detail::default() };
             self.audit.log(who, EventKind::Setattr, &r, Some(path), None, detail)?;
         }

@@ -8,6 +8,7 @@ use nix::unistd::{Gid, Uid, fchownat};
 
 use callvault::names;
 
+use super::data::SideEffect;
 use super::inode::{Kind, lock};
 use callvault::policy::Right;
 
@@ -70,7 +71,14 @@ impl Vault {
 
     /// A size change needs `write` (or a handle opened for writing); any other
     /// change needs `setattr`.
-    pub(super) fn do_setattr(&self, ino: u64, ch: SetAttr, fh: Option<u64>, who: &Caller) -> Result<Attr, Errno> {
+    pub(super) fn do_setattr(
+        &self,
+        ino: u64,
+        ch: SetAttr,
+        fh: Option<u64>,
+        side_effect: Option<SideEffect>,
+        who: &Caller,
+    ) -> Result<Attr, Errno> {
         let inode = self.inode(ino)?;
         // Size and modification time belong to the contents: `write` (or a
         // handle opened for writing) covers them. The kernel also sends the
@@ -81,7 +89,7 @@ impl Vault {
         if changes_meta {
             self.allow(who, "setattr", ino, Right::Setattr)?;
         }
-        if changes_contents && !self.is_write_side_effect(ino, &ch, fh, who) {
+        if changes_contents && side_effect.is_none() {
             let op = if ch.size.is_some() { "truncate" } else { "setattr" };
             self.allow(who, op, ino, Right::Write)?;
         }
@@ -116,7 +124,7 @@ impl Vault {
             )?;
         }
         if ch.atime.is_some() || ch.mtime.is_some() {
-            if !any && ch.atime.is_none() && lock(&inode.open).upgrade().is_none() && self.has_no_name(ino) {
+            if side_effect == Some(SideEffect::OfUnlink) && lock(&inode.open).upgrade().is_none() {
                 // The kernel flushing the times of a file it just unlinked:
                 // nothing can open it any more, so there is nothing to store.
                 let mut attr = self.attr(ino)?;
