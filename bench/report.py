@@ -113,6 +113,11 @@ NOISE = [
 ]
 
 
+def line_kind(line):
+    """A log line with its numbers blanked, so messages about different files collapse."""
+    return re.sub(r"\d+", "N", line)[:300]
+
+
 def interesting_log_lines(logdir):
     """Lines of the daemons' stderr that are not expected noise, deduplicated with counts."""
     out = {}
@@ -126,8 +131,7 @@ def interesting_log_lines(logdir):
                 line = line.strip()
                 if not line or any(p.search(line) for p in NOISE):
                     continue
-                # strip digits so repeated messages about different files collapse
-                key = re.sub(r"\d+", "N", line)[:300]
+                key = line_kind(line)
                 if key not in counts:
                     counts[key] = [line[:300], 0]
                 counts[key][1] += 1
@@ -313,7 +317,7 @@ def render(meta, rows, records, notes, runs, systems, backings, logs):
             # the total count and in how many logs it appeared.
             merged = {}
             for e in entries:
-                m = merged.setdefault(re.sub(r"\d+", "N", e["example"]), [e["example"], 0, 0])
+                m = merged.setdefault(line_kind(e["example"]), [e["example"], 0, 0])
                 m[1] += e["count"]
                 m[2] += 1
             for example, count, nlogs in sorted(merged.values(), key=lambda m: -m[1])[:8]:
