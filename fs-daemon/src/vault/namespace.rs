@@ -4,8 +4,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLockReadGuard};
 
 use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
 use log::{error, warn};
@@ -120,6 +120,27 @@ impl Vault {
         Ok(())
     }
 
+    /// What every new name starts with: a writable volume, the caller's
+    /// `rights` on the new path, the namespace lock (shared: renames wait),
+    /// the parent directory and the name's backing name.
+    fn begin_new_entry(
+        &self,
+        caller: &Caller,
+        op: &str,
+        parent: u64,
+        name: &[u8],
+        rights: &[Right],
+    ) -> Result<(RwLockReadGuard<'_, ()>, Arc<Inode>, BackingName), Errno> {
+        self.writable()?;
+        for &right in rights {
+            self.allow_child(caller, op, parent, name, right)?;
+        }
+        let ns = read_lock(&self.namespace);
+        let p = self.dir_inode(parent)?;
+        let bn = self.backing_name(&p, name)?;
+        Ok((ns, p, bn))
+    }
+
     /// Creates and opens a regular file. Returns its attributes and handle.
     pub(super) fn do_create(
         &self,
@@ -130,14 +151,8 @@ impl Vault {
         flags: i32,
         caller: &Caller,
     ) -> Result<(Attr, u64, bool), Errno> {
-        self.writable()?;
-        let p = self.dir_inode(parent)?;
-        self.allow_child(caller, "create", parent, name, Right::Create)?;
-        if access_of(flags).0 {
-            self.allow_child(caller, "create", parent, name, Right::Read)?;
-        }
-        let ns = read_lock(&self.namespace);
-        let bn = self.backing_name(&p, name)?;
+        let rights: &[Right] = if access_of(flags).0 { &[Right::Create, Right::Read] } else { &[Right::Create] };
+        let (ns, p, bn) = self.begin_new_entry(caller, "create", parent, name, rights)?;
         self.write_long_name(&p, &bn)?;
         let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
         let fd = match openat(
@@ -179,11 +194,7 @@ impl Vault {
         umask: u32,
         caller: &Caller,
     ) -> Result<Attr, Errno> {
-        self.writable()?;
-        self.allow_child(caller, "mkdir", parent, name, Right::Create)?;
-        let _ns = read_lock(&self.namespace);
-        let p = self.dir_inode(parent)?;
-        let bn = self.backing_name(&p, name)?;
+        let (_ns, p, bn) = self.begin_new_entry(caller, "mkdir", parent, name, &[Right::Create])?;
         if fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
             return Err(Errno::EEXIST);
         }
@@ -324,11 +335,7 @@ impl Vault {
     }
 
     pub(super) fn do_symlink(&self, parent: u64, name: &[u8], target: &[u8], caller: &Caller) -> Result<Attr, Errno> {
-        self.writable()?;
-        self.allow_child(caller, "symlink", parent, name, Right::Create)?;
-        let _ns = read_lock(&self.namespace);
-        let p = self.dir_inode(parent)?;
-        let bn = self.backing_name(&p, name)?;
+        let (_ns, p, bn) = self.begin_new_entry(caller, "symlink", parent, name, &[Right::Create])?;
         let stored = names::encrypt_link_target(&self.keys.link_targets, target).map_err(|_| Errno::EIO)?;
         if stored.len() >= libc::PATH_MAX as usize {
             return Err(Errno::ENAMETOOLONG);
@@ -354,11 +361,7 @@ impl Vault {
         if kind != SFlag::S_IFIFO && kind != SFlag::S_IFSOCK {
             return Err(Errno::EPERM);
         }
-        self.writable()?;
-        self.allow_child(caller, "mknod", parent, name, Right::Create)?;
-        let _ns = read_lock(&self.namespace);
-        let p = self.dir_inode(parent)?;
-        let bn = self.backing_name(&p, name)?;
+        let (_ns, p, bn) = self.begin_new_entry(caller, "mknod", parent, name, &[Right::Create])?;
         self.write_long_name(&p, &bn)?;
         mknodat(&p.fd, bn.entry(), kind, Mode::from_bits_truncate(mode & !umask & 0o7777), 0)?;
         self.give_to(&p.fd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
