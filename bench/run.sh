@@ -292,6 +292,18 @@ ensure_alive() {
 # ---------------------------------------------------------------- workloads
 SEQ_BYTES=$((SEQ_MIB * 1024 * 1024))
 
+# From fio's JSON report $1, direction $2 (write or read) of step $3: sets the
+# caller's bw and bytes, keeps the details, and notes a short transfer ($4 is
+# the verb for that note).
+fio_numbers() {
+    local out=$1 dir=$2 step=$3 verb=$4
+    local r="d['jobs'][0]['$dir']"
+    bw=$(jget "$out" "$r['bw_bytes']") || return 1
+    bytes=$(jget "$out" "$r['io_bytes']") || return 1
+    detail "${step}_fio" "$(jget "$out" "json.dumps({k: $r[k] for k in ('io_bytes', 'bw_bytes', 'runtime')} | {'error': d['jobs'][0]['error']})")"
+    [ "$bytes" -eq "$SEQ_BYTES" ] || note "$step: fio $verb $bytes bytes, expected $SEQ_BYTES"
+}
+
 wl_a() { # sequential write, 1 MiB writes, fsync at the end
     drop_caches
     local c0 c1 out=$WORK/fio-write.json
@@ -302,10 +314,7 @@ wl_a() { # sequential write, 1 MiB writes, fsync at the end
         || { note "a: fio write failed: $(tail -n 3 "$WORK/fio.err" | tr '\n' ' ')"; return 1; }
     c1=$(cpu_ticks "$DPID")
     local bw bytes cpu
-    bw=$(jget "$out" 'd["jobs"][0]["write"]["bw_bytes"]') || return 1
-    bytes=$(jget "$out" 'd["jobs"][0]["write"]["io_bytes"]') || return 1
-    detail a_fio "$(jget "$out" 'json.dumps({k: d["jobs"][0]["write"][k] for k in ("io_bytes","bw_bytes","runtime")} | {"error": d["jobs"][0]["error"]})')"
-    [ "$bytes" -eq "$SEQ_BYTES" ] || note "a: fio wrote $bytes bytes, expected $SEQ_BYTES"
+    fio_numbers "$out" write a wrote || return 1
     rec a_write_MBps "$(calc "$bw / 1e6")"
     if [ "$DPID" -gt 0 ]; then
         cpu=$(calc "($c1 - $c0) / $CLK_TCK")
@@ -342,10 +351,7 @@ wl_b() { # sequential read after unmount, drop caches, remount
         [ $(((d1 - d0) * 512)) -ge $((SEQ_BYTES * 9 / 10)) ] \
             || note "b: the disk delivered only $(((d1 - d0) * 512 / 1048576)) MiB during a $SEQ_MIB MiB read: not a cold read"
     fi
-    bw=$(jget "$out" 'd["jobs"][0]["read"]["bw_bytes"]') || return 1
-    bytes=$(jget "$out" 'd["jobs"][0]["read"]["io_bytes"]') || return 1
-    detail b_fio "$(jget "$out" 'json.dumps({k: d["jobs"][0]["read"][k] for k in ("io_bytes","bw_bytes","runtime")} | {"error": d["jobs"][0]["error"]})')"
-    [ "$bytes" -eq "$SEQ_BYTES" ] || note "b: fio read $bytes bytes, expected $SEQ_BYTES"
+    fio_numbers "$out" read b read || return 1
     rec b_read_MBps "$(calc "$bw / 1e6")"
     if [ "$DPID" -gt 0 ]; then
         cpu=$(calc "($c1 - $c0) / $CLK_TCK")
