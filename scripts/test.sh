@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, unit tests and the integration
 # tests that mount real volumes. Needs root, /dev/fuse and the packages that
-# .ci/run installs (fuse3, attr).
+# .ci/run installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
