@@ -112,7 +112,7 @@ impl Vault {
                 let fd = OpenOptions::new()
                     .read(true)
                     .write(!self.read_only)
-                    .open(proc_path(&inode.fd))
+                    .open(proc_path(&inode.fd()?))
                     .map_err(io_errno)?;
                 OpenFile::load(fd, inode.ino, &self.keys, !self.read_only)?
             }
@@ -181,9 +181,9 @@ impl Vault {
     /// A regular file whose last name has been removed (open handles may
     /// still hold it).
     fn has_no_name(&self, ino: u64) -> bool {
-        self.inodes
-            .get(ino)
-            .is_some_and(|i| i.kind == Kind::File && nix::sys::stat::fstat(&i.fd).is_ok_and(|st| st.st_nlink == 0))
+        self.inodes.get(ino).is_some_and(|i| {
+            i.kind == Kind::File && i.fd().is_ok_and(|fd| nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_nlink == 0))
+        })
     }
 
     /// Writes through a handle. `kill_suid`: the kernel asks that set-user
@@ -234,7 +234,7 @@ impl Vault {
     /// `fsync` on a directory: its entries are durable.
     pub fn fsyncdir(&self, ino: u64) -> Result<(), Errno> {
         let dir = self.dir_inode(ino)?;
-        File::open(proc_path(&dir.fd)).and_then(|f| f.sync_all()).map_err(io_errno)
+        File::open(proc_path(&dir.fd()?)).and_then(|f| f.sync_all()).map_err(io_errno)
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use callvault::names::DIRID_LEN;
+use nix::errno::Errno;
 
 use super::file::OpenFile;
 
@@ -43,7 +44,7 @@ pub struct Inode {
     pub ino: u64,
     pub kind: Kind,
     /// `O_PATH | O_NOFOLLOW` descriptor of the backing object.
-    pub fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     pub loc: Mutex<Location>,
     nlookup: AtomicU64,
     /// A directory's ID, read from its `.dirid` on first use.
@@ -60,13 +61,19 @@ impl Inode {
         Inode {
             ino,
             kind,
-            fd,
+            fd: Arc::new(fd),
             loc: Mutex::new(loc),
             nlookup: AtomicU64::new(0),
             dir_id: OnceLock::new(),
             open: Mutex::new(Weak::new()),
             size_cache: Mutex::new(None),
         }
+    }
+
+    /// The `O_PATH | O_NOFOLLOW` descriptor of the backing object. Hold it
+    /// only for the call it is needed for.
+    pub fn fd(&self) -> Result<Arc<OwnedFd>, Errno> {
+        Ok(self.fd.clone())
     }
 
     pub fn location(&self) -> Location {

@@ -1,5 +1,8 @@
 //! Attributes and metadata: getattr, setattr, readlink, statfs, xattrs.
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{FchmodatFlags, Mode, UtimensatFlags, fchmodat, utimensat};
@@ -109,14 +112,14 @@ impl Vault {
             }
             fchmodat(
                 nix::fcntl::AT_FDCWD,
-                proc_path(&inode.fd).as_str(),
+                proc_path(&inode.fd()?).as_str(),
                 Mode::from_bits_truncate(mode & 0o7777),
                 FchmodatFlags::FollowSymlink,
             )?;
         }
         if ch.uid.is_some() || ch.gid.is_some() {
             fchownat(
-                &inode.fd,
+                &inode.fd()?,
                 "",
                 ch.uid.map(Uid::from_raw),
                 ch.gid.map(Gid::from_raw),
@@ -144,9 +147,15 @@ impl Vault {
                 let loc = inode.location();
                 let p = self.dir_inode(loc.parent)?;
                 let bn = self.backing_name(&p, &loc.name)?;
-                utimensat(&p.fd, bn.entry(), &a, &m, UtimensatFlags::NoFollowSymlink)?;
+                utimensat(&p.fd()?, bn.entry(), &a, &m, UtimensatFlags::NoFollowSymlink)?;
             } else {
-                utimensat(nix::fcntl::AT_FDCWD, proc_path(&inode.fd).as_str(), &a, &m, UtimensatFlags::FollowSymlink)?;
+                utimensat(
+                    nix::fcntl::AT_FDCWD,
+                    proc_path(&inode.fd()?).as_str(),
+                    &a,
+                    &m,
+                    UtimensatFlags::FollowSymlink,
+                )?;
             }
         }
         self.attr(ino)
@@ -158,7 +167,7 @@ impl Vault {
         if inode.kind != Kind::Symlink {
             return Err(Errno::EINVAL);
         }
-        let stored = nix::fcntl::readlinkat(&inode.fd, "")?;
+        let stored = nix::fcntl::readlinkat(&inode.fd()?, "")?;
         use std::os::unix::ffi::OsStrExt;
         names::decrypt_link_target(&self.keys.link_targets, stored.as_bytes()).map_err(|e| {
             log::error!("inode {ino}: {e}");
@@ -168,7 +177,7 @@ impl Vault {
 
     pub fn statfs(&self) -> Result<Stats, Errno> {
         let root = self.inode(super::inode::ROOT)?;
-        let s = nix::sys::statvfs::fstatvfs(&root.fd)?;
+        let s = nix::sys::statvfs::fstatvfs(&root.fd()?)?;
         Ok(Stats {
             blocks: s.blocks(),
             bfree: s.blocks_free(),
@@ -181,9 +190,12 @@ impl Vault {
         })
     }
 
-    fn xattr_path(&self, ino: u64) -> Result<(String, Kind), Errno> {
+    /// The `/proc/self/fd` path of an inode's descriptor for the xattr
+    /// calls, with the descriptor it names: keep it until the call is done.
+    fn xattr_path(&self, ino: u64) -> Result<(String, Kind, Arc<OwnedFd>), Errno> {
         let inode = self.inode(ino)?;
-        Ok((proc_path(&inode.fd), inode.kind))
+        let fd = inode.fd()?;
+        Ok((proc_path(&fd), inode.kind, fd))
     }
 
     pub(super) fn do_setxattr(
@@ -197,7 +209,7 @@ impl Vault {
         self.writable()?;
         self.allow(who, "setxattr", ino, Right::Setattr)?;
         let rest = user_name(name).ok_or(Errno::EOPNOTSUPP)?;
-        let (path, kind) = self.xattr_path(ino)?;
+        let (path, kind, _fd) = self.xattr_path(ino)?;
         if kind == Kind::Symlink {
             return Err(Errno::EPERM);
         }
@@ -214,7 +226,7 @@ impl Vault {
         let Some(rest) = user_name(name) else {
             return Err(Errno::ENODATA);
         };
-        let (path, kind) = self.xattr_path(ino)?;
+        let (path, kind, _fd) = self.xattr_path(ino)?;
         if kind == Kind::Symlink {
             return Err(Errno::ENODATA);
         }
@@ -229,7 +241,7 @@ impl Vault {
     /// Names of the `user.` attributes, each NUL-terminated.
     pub fn listxattr(&self, ino: u64, who: &Caller) -> Result<Vec<u8>, Errno> {
         self.allow(who, "listxattr", ino, Right::List)?;
-        let (path, kind) = self.xattr_path(ino)?;
+        let (path, kind, _fd) = self.xattr_path(ino)?;
         if kind == Kind::Symlink {
             return Ok(Vec::new());
         }
@@ -253,7 +265,7 @@ impl Vault {
         let Some(rest) = user_name(name) else {
             return Err(Errno::ENODATA);
         };
-        let (path, _) = self.xattr_path(ino)?;
+        let (path, _, _fd) = self.xattr_path(ino)?;
         let bname = names::encrypt_xattr_name(&self.keys.xattrs, rest).map_err(|_| Errno::EIO)?;
         sys::remove_xattr(&path, &bname)
     }

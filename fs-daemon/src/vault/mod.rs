@@ -18,7 +18,7 @@ pub mod namespace;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
@@ -66,7 +66,7 @@ pub struct Vault {
 
 /// `/proc/self/fd/N`: reopens an `O_PATH` descriptor for I/O or for calls
 /// that do not take descriptors (xattrs, chmod, utimens).
-pub fn proc_path(fd: &OwnedFd) -> String {
+pub fn proc_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
@@ -135,7 +135,7 @@ impl Vault {
             error!("directory inode {}: {DIRID_FILE} {why}; its entries cannot be named", dir.ino);
             Errno::EIO
         };
-        let fd = openat(&dir.fd, DIRID_FILE, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())
+        let fd = openat(&dir.fd()?, DIRID_FILE, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())
             .map_err(|e| damaged(&format!("cannot be opened ({e})")))?;
         let mut id = [0u8; DIRID_LEN];
         let mut f = File::from(fd);
@@ -186,7 +186,8 @@ impl Vault {
 
     fn read_header(&self, inode: &Inode) -> Result<FileHeader, String> {
         use std::os::unix::fs::FileExt;
-        let f = File::open(proc_path(&inode.fd)).map_err(|e| e.to_string())?;
+        let fd = inode.fd().map_err(|e| e.to_string())?;
+        let f = File::open(proc_path(&fd)).map_err(|e| e.to_string())?;
         let mut region = vec![0u8; FILE_HEADER_LEN as usize];
         let mut n = 0;
         while n < region.len() {
@@ -211,7 +212,7 @@ impl Vault {
     }
 
     fn stat(&self, inode: &Inode) -> Result<FileStat, Errno> {
-        fstatat(&inode.fd, "", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)
+        fstatat(&inode.fd()?, "", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)
     }
 
     /// Whether rights are checked (a policy, not --allow-all).

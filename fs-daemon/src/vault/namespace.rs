@@ -47,7 +47,7 @@ impl Vault {
     pub fn lookup(&self, parent: u64, name: &[u8], who: &Caller) -> Result<Attr, Errno> {
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
-        let st = fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW);
+        let st = fstatat(&p.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW);
         let is_dir = st.as_ref().is_ok_and(|st| kind_of(st.st_mode) == Some(Kind::Dir));
         if !is_dir {
             self.allow_child(who, "lookup", parent, name, Right::List)?;
@@ -58,7 +58,7 @@ impl Vault {
     /// Finds (or adds) the inode of backing entry `entry` in `p`, recording
     /// one kernel reference, and returns its attributes.
     fn child(&self, p: &Inode, entry: &str, name: &[u8]) -> Result<(Attr, Arc<Inode>), Errno> {
-        self.child_at(p, entry, name, fstatat(&p.fd, entry, AtFlags::AT_SYMLINK_NOFOLLOW)?)
+        self.child_at(p, entry, name, fstatat(&p.fd()?, entry, AtFlags::AT_SYMLINK_NOFOLLOW)?)
     }
 
     /// `child`, given what `fstatat` just said of `entry`.
@@ -71,7 +71,7 @@ impl Vault {
                 existing
             }
             None => {
-                let fd = openat(&p.fd, entry, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+                let fd = openat(&p.fd()?, entry, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
                 let again = fstatat(&fd, "", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 if again.st_ino != st.st_ino {
                     return Err(Errno::EAGAIN); // replaced between stat and open; the kernel retries
@@ -95,7 +95,7 @@ impl Vault {
             return Ok(());
         };
         match openat(
-            &p.fd,
+            &p.fd()?,
             file.as_str(),
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o400),
@@ -107,8 +107,8 @@ impl Vault {
     }
 
     fn remove_long_name(&self, p: &Inode, bn: &BackingName) {
-        if let Some(file) = bn.name_file() {
-            let _ = unlinkat(&p.fd, file.as_str(), UnlinkatFlags::NoRemoveDir);
+        if let (Some(file), Ok(fd)) = (bn.name_file(), p.fd()) {
+            let _ = unlinkat(&fd, file.as_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
 
@@ -156,7 +156,7 @@ impl Vault {
         self.write_long_name(&p, &bn)?;
         let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
         let fd = match openat(
-            &p.fd,
+            &p.fd()?,
             bn.entry(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             perm,
@@ -195,15 +195,15 @@ impl Vault {
         caller: &Caller,
     ) -> Result<Attr, Errno> {
         let (_ns, p, bn) = self.begin_new_entry(caller, "mkdir", parent, name, &[Right::Create])?;
-        if fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
+        if fstatat(&p.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
             return Err(Errno::EEXIST);
         }
         self.write_long_name(&p, &bn)?;
         let tmp = temp_name()?;
-        mkdirat(&p.fd, tmp.as_str(), Mode::from_bits_truncate(mode & !umask & 0o7777))?;
+        mkdirat(&p.fd()?, tmp.as_str(), Mode::from_bits_truncate(mode & !umask & 0o7777))?;
         let built = (|| {
             let dfd = openat(
-                &p.fd,
+                &p.fd()?,
                 tmp.as_str(),
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
@@ -211,10 +211,10 @@ impl Vault {
             let id: [u8; names::DIRID_LEN] = callvault::random::array().map_err(|_| Errno::EIO)?;
             write_dirid(&dfd, &id)?;
             self.give_to(&dfd, "", caller, AtFlags::AT_EMPTY_PATH)?;
-            renameat2(&p.fd, tmp.as_str(), &p.fd, bn.entry(), RenameFlags::RENAME_NOREPLACE)
+            renameat2(&p.fd()?, tmp.as_str(), &p.fd()?, bn.entry(), RenameFlags::RENAME_NOREPLACE)
         })();
         if let Err(e) = built {
-            remove_dir_tree_of_housekeeping(&p.fd, &tmp);
+            remove_dir_tree_of_housekeeping(&*p.fd()?, &tmp);
             return Err(e);
         }
         self.child(&p, bn.entry(), name).map(|(a, _)| a)
@@ -226,11 +226,11 @@ impl Vault {
         let _ns = read_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
-        let st = fstatat(&p.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let st = fstatat(&p.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
         if kind_of(st.st_mode) == Some(Kind::Dir) {
             return Err(Errno::EISDIR);
         }
-        unlinkat(&p.fd, bn.entry(), UnlinkatFlags::NoRemoveDir)?;
+        unlinkat(&p.fd()?, bn.entry(), UnlinkatFlags::NoRemoveDir)?;
         self.remove_long_name(&p, &bn);
         Ok(())
     }
@@ -241,9 +241,9 @@ impl Vault {
         let _ns = write_lock(&self.namespace);
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
-        let undo = empty_for_removal(&p.fd, bn.entry())?;
-        if let Err(e) = unlinkat(&p.fd, bn.entry(), UnlinkatFlags::RemoveDir) {
-            undo.restore(&p.fd, bn.entry());
+        let undo = empty_for_removal(&*p.fd()?, bn.entry())?;
+        if let Err(e) = unlinkat(&p.fd()?, bn.entry(), UnlinkatFlags::RemoveDir) {
+            undo.restore(&*p.fd()?, bn.entry());
             return Err(e);
         }
         self.remove_long_name(&p, &bn);
@@ -266,26 +266,26 @@ impl Vault {
         let _ns = write_lock(&self.namespace);
         let (p, np) = (self.dir_inode(parent)?, self.dir_inode(newparent)?);
         let (bo, bn) = (self.backing_name(&p, name)?, self.backing_name(&np, newname)?);
-        let src = fstatat(&p.fd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let src = fstatat(&p.fd()?, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
         let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
         // Replacing an empty directory: the backing one still holds its .dirid.
         let mut undo = None;
         if !exchange
             && !flags.contains(RenameFlags::RENAME_NOREPLACE)
             && kind_of(src.st_mode) == Some(Kind::Dir)
-            && let Ok(dst) = fstatat(&np.fd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            && let Ok(dst) = fstatat(&np.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
         {
             if kind_of(dst.st_mode) != Some(Kind::Dir) {
                 return Err(Errno::ENOTDIR);
             }
             if dst.st_ino != src.st_ino {
-                undo = Some(empty_for_removal(&np.fd, bn.entry())?);
+                undo = Some(empty_for_removal(&*np.fd()?, bn.entry())?);
             }
         }
         self.write_long_name(&np, &bn)?;
-        if let Err(e) = renameat2(&p.fd, bo.entry(), &np.fd, bn.entry(), flags) {
+        if let Err(e) = renameat2(&p.fd()?, bo.entry(), &np.fd()?, bn.entry(), flags) {
             if let Some(u) = undo {
-                u.restore(&np.fd, bn.entry());
+                u.restore(&*np.fd()?, bn.entry());
             }
             return Err(e);
         }
@@ -296,7 +296,7 @@ impl Vault {
             i.set_location(newparent, newname);
         }
         if exchange
-            && let Ok(st) = fstatat(&p.fd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            && let Ok(st) = fstatat(&p.fd()?, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
             && let Some(i) = self.inodes.get(self.inomap.fuse_ino(st.st_ino))
         {
             i.set_location(parent, name);
@@ -321,12 +321,12 @@ impl Vault {
         let bn = self.backing_name(&np, newname)?;
         self.write_long_name(&np, &bn)?;
         if self.as_root {
-            linkat(&inode.fd, "", &np.fd, bn.entry(), AtFlags::AT_EMPTY_PATH)?;
+            linkat(&inode.fd()?, "", &np.fd()?, bn.entry(), AtFlags::AT_EMPTY_PATH)?;
         } else {
             linkat(
                 nix::fcntl::AT_FDCWD,
-                proc_path(&inode.fd).as_str(),
-                &np.fd,
+                proc_path(&inode.fd()?).as_str(),
+                &np.fd()?,
                 bn.entry(),
                 AtFlags::AT_SYMLINK_FOLLOW,
             )?;
@@ -341,8 +341,8 @@ impl Vault {
             return Err(Errno::ENAMETOOLONG);
         }
         self.write_long_name(&p, &bn)?;
-        symlinkat(stored.as_str(), &p.fd, bn.entry())?;
-        self.give_to(&p.fd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        symlinkat(stored.as_str(), &p.fd()?, bn.entry())?;
+        self.give_to(&p.fd()?, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
         self.child(&p, bn.entry(), name).map(|(a, _)| a)
     }
 
@@ -363,8 +363,8 @@ impl Vault {
         }
         let (_ns, p, bn) = self.begin_new_entry(caller, "mknod", parent, name, &[Right::Create])?;
         self.write_long_name(&p, &bn)?;
-        mknodat(&p.fd, bn.entry(), kind, Mode::from_bits_truncate(mode & !umask & 0o7777), 0)?;
-        self.give_to(&p.fd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        mknodat(&p.fd()?, bn.entry(), kind, Mode::from_bits_truncate(mode & !umask & 0o7777), 0)?;
+        self.give_to(&p.fd()?, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
         self.child(&p, bn.entry(), name).map(|(a, _)| a)
     }
 
@@ -381,7 +381,7 @@ impl Vault {
             DirEntry { ino: parent, kind: Kind::Dir, name: b"..".to_vec() },
         ];
         let mut d = nix::dir::Dir::openat(
-            &dir.fd,
+            &dir.fd()?,
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -394,7 +394,7 @@ impl Vault {
             let full = match names::classify(backing) {
                 EntryKind::Internal => continue,
                 EntryKind::Short(s) => s.to_string(),
-                EntryKind::Long(hashed) => match read_long_name(&dir.fd, hashed) {
+                EntryKind::Long(hashed) => match read_long_name(&*dir.fd()?, hashed) {
                     Some(full) => full,
                     None => {
                         warn!("directory inode {ino}: long name {hashed} has no valid side file; not listed");
@@ -416,7 +416,9 @@ impl Vault {
                 Some(nix::dir::Type::Socket) => Kind::Socket,
                 Some(nix::dir::Type::File) => Kind::File,
                 _ => {
-                    match fstatat(&dir.fd, backing, AtFlags::AT_SYMLINK_NOFOLLOW).ok().and_then(|s| kind_of(s.st_mode))
+                    match fstatat(&dir.fd()?, backing, AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .ok()
+                        .and_then(|s| kind_of(s.st_mode))
                     {
                         Some(k) => k,
                         None => continue,
