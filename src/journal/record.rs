@@ -125,11 +125,16 @@ impl FromStr for EventKind {
     }
 }
 
-/// How the operation ended: `"ok"` or the errno name (`"EACCES"`, `"EIO"`).
+/// How the operation ended: `"ok"` or the errno name (`"EACCES"`, `"EIO"`);
+/// `"intent"` on the record written before an operation takes effect (its
+/// outcome follows in a record naming it in `detail.intent`); `"interrupted"`
+/// on the record recovery writes for an intent whose outcome never came.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
     Err(String),
+    Intent,
+    Interrupted,
 }
 
 impl Outcome {
@@ -142,6 +147,8 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Err(e) => e,
+            Outcome::Intent => "intent",
+            Outcome::Interrupted => "interrupted",
         }
     }
 
@@ -159,7 +166,12 @@ impl Serialize for Outcome {
 impl<'de> Deserialize<'de> for Outcome {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Ok(if s == "ok" { Outcome::Ok } else { Outcome::Err(s) })
+        Ok(match s.as_str() {
+            "ok" => Outcome::Ok,
+            "intent" => Outcome::Intent,
+            "interrupted" => Outcome::Interrupted,
+            _ => Outcome::Err(s),
+        })
     }
 }
 
@@ -257,6 +269,15 @@ pub struct Detail {
     /// Free text for the operator (why an unlock failed, which command ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// On an outcome record: the sequence number of the `intent` record it
+    /// completes (same kind, same actor, same paths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<u64>,
+    /// On an `interrupted` record: what recovery found at the path (for
+    /// example `"present"` or `"absent"`), so the auditor knows whether the
+    /// interrupted operation took effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
     /// For events recorded from a request file: the uid owning that file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by_uid: Option<u32>,
