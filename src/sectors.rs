@@ -12,6 +12,18 @@ pub const SECTOR_SIZE: u64 = 4096;
 /// file. A full page, so data sectors stay page-aligned in the backing file.
 pub const FILE_HEADER_LEN: u64 = 4096;
 
+/// The largest plaintext file size (and end of any write), 2^62 bytes. Far
+/// above what a backing filesystem holds (ext4: 16 TiB), and low enough that
+/// every backing offset below it fits in the kernel's signed `loff_t` with
+/// room to spare, so no sector arithmetic on an offset the kernel accepts
+/// can overflow. Writes, truncates and allocations past it are EFBIG.
+pub const MAX_FILE_SIZE: u64 = 1 << 62;
+
+/// Whether a file may hold the plaintext range `off .. off+len`.
+pub fn fits(off: u64, len: u64) -> bool {
+    off.checked_add(len).is_some_and(|end| end <= MAX_FILE_SIZE)
+}
+
 /// The sector holding plaintext byte `offset`.
 pub fn sector_of(offset: u64) -> u64 {
     offset / SECTOR_SIZE
@@ -109,6 +121,19 @@ mod tests {
         assert_eq!(backing_len_for_size(4096), 8192);
         assert_eq!(backing_len_for_size(4097), 12288);
         assert_eq!(sectors_for_size(10 << 30), (10 << 30) / 4096);
+    }
+
+    #[test]
+    fn every_range_that_fits_has_backing_offsets_within_loff_t() {
+        for (off, len) in [(0, 0), (MAX_FILE_SIZE - 1, 1), (MAX_FILE_SIZE, 0), (MAX_FILE_SIZE - 4096, 4096)] {
+            assert!(fits(off, len), "{off}+{len}");
+            let r = sectors_touched(off, len);
+            assert!(backing_offset(r.end) <= i64::MAX as u64);
+            assert!(backing_len_for_size(off + len) <= i64::MAX as u64);
+        }
+        for (off, len) in [(MAX_FILE_SIZE, 1), (i64::MAX as u64, 1), (u64::MAX, 1), (1, u64::MAX)] {
+            assert!(!fits(off, len), "{off}+{len}");
+        }
     }
 
     #[test]

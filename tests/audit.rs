@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::harness::{Volume, pattern};
+use crate::harness::{OwnMount, Volume, pattern};
 use crate::users::{Users, as_user};
 
 fn records(vol: &Volume, filter: &[&str]) -> Vec<Value> {
@@ -89,7 +89,7 @@ fn journal_shows_who_played_and_who_was_refused_and_verify_catches_tampering() {
         assert_eq!(field(d, "exe"), "/usr/bin/cat");
         assert_eq!(d["detail"]["missing_right"], "list");
     }
-    let writes = by(&recorder, "create");
+    let writes: Vec<_> = by(&recorder, "create").into_iter().filter(|r| field(r, "outcome") == "ok").collect();
     assert_eq!(writes.len(), 1);
     assert_eq!(by(&recorder, "close")[0]["detail"]["bytes_written"].as_u64(), Some(5000));
 
@@ -163,7 +163,8 @@ printf 'hello' > a.wav
 cat a.wav > /dev/null
 mkdir d
 mv a.wav d/b.wav
-ln d/b.wav hard.wav
+! ln d/b.wav hard.wav
+cp d/b.wav hard.wav
 ln -s d/b.wav sym.wav
 chmod 600 hard.wav
 truncate -s 2 hard.wav
@@ -177,13 +178,17 @@ cat "$2" 2>/dev/null || true
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(m.unmount().success());
     let recs = records(&vol, &["--user", &carol]);
+    // Outcome records; a change's intent record comes first and is checked below.
+    let done = |r: &&Value| field(r, "outcome") != "intent";
     let find = |event: &str, path: &str| -> &Value {
         recs.iter()
+            .filter(done)
             .find(|r| field(r, "event") == event && field(r, "path") == path)
             .unwrap_or_else(|| panic!("no {event} record for {path}: {recs:#?}"))
     };
     let find_by = |event: &str, path: &str, exe: &str| -> &Value {
         recs.iter()
+            .filter(done)
             .find(|r| field(r, "event") == event && field(r, "path") == path && field(r, "exe") == exe)
             .unwrap_or_else(|| panic!("no {event} record for {path} by {exe}: {recs:#?}"))
     };
@@ -194,6 +199,7 @@ cat "$2" 2>/dev/null || true
         ("mkdir", "/work/d", "/usr/bin/mkdir"),
         ("rename", "/work/a.wav", "/usr/bin/mv"),
         ("link", "/work/hard.wav", "/usr/bin/ln"),
+        ("create", "/work/hard.wav", "/usr/bin/cp"),
         ("symlink", "/work/sym.wav", "/usr/bin/ln"),
         ("setattr", "/work/hard.wav", "/usr/bin/chmod"),
         ("truncate", "/work/hard.wav", "/usr/bin/truncate"),
@@ -211,8 +217,19 @@ cat "$2" 2>/dev/null || true
             shown_exe == exe || (exe == "/usr/bin/bash" && shown_exe.ends_with("sh")),
             "{event} {path}: exe {shown_exe}, expected {exe}"
         );
-        let want = if event == "denied" { "EACCES" } else { "ok" };
+        let want = match event {
+            "denied" => "EACCES",
+            "link" => "EPERM", // hard links are refused under a policy
+            _ => "ok",
+        };
         assert_eq!(field(r, "outcome"), want, "{event} {path}");
+        // Every change was recorded as intended before it took effect.
+        if !["open", "close", "denied", "link"].contains(&event) {
+            let seq = r["detail"]["intent"].as_u64().unwrap_or_else(|| panic!("{event} {path} names no intent: {r}"));
+            let intent = recs.iter().find(|i| i["seq"].as_u64() == Some(seq)).expect("the intent record");
+            assert_eq!((field(intent, "outcome"), field(intent, "event")), ("intent", event), "{event} {path}");
+            assert!(seq < r["seq"].as_u64().unwrap());
+        }
         assert!(
             r["uid"].as_u64().unwrap() >= 1000
                 && r["gid"].as_u64().is_some()
@@ -323,41 +340,6 @@ fn sigkill_under_load_leaves_a_journal_that_verifies() {
     assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
     let opens = records(&vol, &["--event", "open"]).iter().filter(|r| field(r, "outcome") == "ok").count();
     assert!(opens >= opened_ok, "{opens} open records for {opened_ok} successful opens");
-}
-
-/// Puts `dir` on a filesystem of its own (an ext4 image on a loop device, or
-/// a tmpfs), keeping what it held. Unmounted on drop.
-struct OwnMount(std::path::PathBuf);
-
-impl OwnMount {
-    fn new(dir: &std::path::Path, scratch: &std::path::Path, how: &str) -> OwnMount {
-        let saved = scratch.join("saved");
-        assert!(Command::new("cp").arg("-a").arg(dir).arg(&saved).status().unwrap().success());
-        let mounted = match how {
-            "ext4" => {
-                let img = scratch.join("audit.img");
-                let f = fs::File::create(&img).unwrap();
-                f.set_len(32 << 20).unwrap();
-                assert!(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img).status().unwrap().success());
-                Command::new("mount").args(["-o", "loop"]).arg(&img).arg(dir).status().unwrap()
-            }
-            _ => Command::new("mount").args(["-t", "tmpfs", "-o", how, "tmpfs"]).arg(dir).status().unwrap(),
-        };
-        assert!(mounted.success(), "mount {how} on {}", dir.display());
-        let copied = Command::new("sh")
-            .arg("-c")
-            .arg(format!("cp -a {}/. {}/", saved.display(), dir.display()))
-            .status()
-            .unwrap();
-        assert!(copied.success());
-        OwnMount(dir.to_path_buf())
-    }
-}
-
-impl Drop for OwnMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// Segments rotate at the configured size; finished ones carry the

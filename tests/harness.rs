@@ -83,6 +83,19 @@ impl Volume {
         keytool(&refs)
     }
 
+    /// Every journal record matching `filter` (`audit show` options), as JSON.
+    pub fn records(&self, filter: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = vec!["show", "{vol}", "--format", "json"];
+        args.extend_from_slice(filter);
+        let out = self.audit(&args);
+        assert!(out.status.success(), "audit show: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json line {l}: {e}")))
+            .collect()
+    }
+
     pub fn mountpoint(&self) -> PathBuf {
         let m = self.dir.path().join("mnt");
         let _ = fs::create_dir(&m);
@@ -97,6 +110,26 @@ impl Volume {
     /// `--policy` in `extra` the mount runs with `--allow-all`. On a start-up
     /// failure returns the exit code and stderr.
     pub fn mount_with(&self, extra: &[&str]) -> Result<Mount, (Option<i32>, String)> {
+        self.mount_env(extra, &[])
+    }
+
+    /// `mount_with`, with extra environment variables for the daemon.
+    pub fn mount_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
+        self.spawn_daemon(&[], extra, env)
+    }
+
+    /// `mount_with`, the daemon started through a wrapper command
+    /// (`unshare --pid --fork ...`).
+    pub fn mount_wrapped(&self, wrapper: &[&str], extra: &[&str]) -> Result<Mount, (Option<i32>, String)> {
+        self.spawn_daemon(wrapper, extra, &[])
+    }
+
+    fn spawn_daemon(
+        &self,
+        wrapper: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Mount, (Option<i32>, String)> {
         let mut extra = extra.to_vec();
         if std::env::var_os("CALLVAULT_TEST_VERBOSE").is_some() {
             extra.push("-v");
@@ -110,13 +143,22 @@ impl Volume {
         let sock = UnixDatagram::bind(&sock_path).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let log = self.dir.path().join("daemon.log");
-        let mut child = Command::new(daemon_bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(daemon_bin());
+                c
+            }
+            None => Command::new(daemon_bin()),
+        };
+        let mut child = cmd
             .arg(&self.path)
             .arg(&mnt)
             .arg("--passphrase-file")
             .arg(&self.pass)
             .args(&extra)
             .env("NOTIFY_SOCKET", &sock_path)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
@@ -237,4 +279,55 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Puts `dir` on a filesystem of its own (an ext4 image on a loop device, or
+/// a tmpfs), keeping what it held. Unmounted on drop.
+pub struct OwnMount(std::path::PathBuf);
+
+impl OwnMount {
+    pub fn new(dir: &std::path::Path, scratch: &std::path::Path, how: &str) -> OwnMount {
+        let saved = scratch.join("saved");
+        assert!(Command::new("cp").arg("-a").arg(dir).arg(&saved).status().unwrap().success());
+        let mounted = match how {
+            "ext4" => {
+                let img = scratch.join("audit.img");
+                let f = fs::File::create(&img).unwrap();
+                f.set_len(32 << 20).unwrap();
+                assert!(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img).status().unwrap().success());
+                Command::new("mount").args(["-o", "loop"]).arg(&img).arg(dir).status().unwrap()
+            }
+            _ => Command::new("mount").args(["-t", "tmpfs", "-o", how, "tmpfs"]).arg(dir).status().unwrap(),
+        };
+        assert!(mounted.success(), "mount {how} on {}", dir.display());
+        let copied = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cp -a {}/. {}/", saved.display(), dir.display()))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        OwnMount(dir.to_path_buf())
+    }
+}
+
+impl OwnMount {
+    /// Unmounts, leaving in the directory what the filesystem held last.
+    pub fn unmount_keeping_contents(self, scratch: &std::path::Path) {
+        let kept = scratch.join("kept");
+        assert!(Command::new("cp").arg("-a").arg(&self.0).arg(&kept).status().unwrap().success());
+        let dir = self.0.clone();
+        drop(self);
+        let copied = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cp -a {}/. {}/", kept.display(), dir.display()))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
+}
+
+impl Drop for OwnMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }

@@ -215,16 +215,17 @@ fn keytool_checks_and_explains_policies() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{p}:4:")));
 }
 
-/// A hard link would make a file readable under another path: it needs the
-/// right to move the file, not just to create names.
+/// A hard link would make a file readable under a grant meant for another
+/// path. Under a policy links are refused outright (EPERM), even for a user
+/// holding every right everywhere, and the attempt is recorded.
 #[test]
-fn hard_links_cannot_alias_a_file_into_another_teams_directory() {
+fn hard_links_are_refused_under_a_policy() {
     let mut u = Users::new();
     let recorder = u.user("recorder", "recorder", &[]);
     let vol = Volume::new();
     prepare_tree(&vol);
     // The recorder owns the file, so the kernel's own hard-link protection
-    // (fs.protected_hardlinks) lets the link through to the policy.
+    // (fs.protected_hardlinks) lets the link through to the daemon.
     let m = vol.mount();
     let uid = nix::unistd::User::from_name(&recorder).unwrap().unwrap().uid.as_raw();
     std::os::unix::fs::chown(m.p("team-b/c2.wav"), Some(uid), None).unwrap();
@@ -232,17 +233,161 @@ fn hard_links_cannot_alias_a_file_into_another_teams_directory() {
     let policy = vol.dir.path().join("policy.toml");
     fs::write(
         &policy,
-        format!("[[grant]]\nusers = [\"{recorder}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"create\", \"write\"]\n"),
+        format!(
+            "[[grant]]\nusers = [\"{recorder}\"]\npaths = [\"/**\"]\n\
+             rights = [\"list\", \"read\", \"create\", \"write\", \"delete\", \"rename\", \"setattr\"]\n"
+        ),
     )
     .unwrap();
     let m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
-    let out = as_user(
-        &recorder,
-        r#"ln "$1" "$2""#,
-        &[m.p("team-b/c2.wav").to_str().unwrap(), m.p("team-a/c2.wav").to_str().unwrap()],
-    );
+    for to in ["team-a/c2.wav", "team-b/again.wav"] {
+        let out =
+            as_user(&recorder, r#"ln "$1" "$2""#, &[m.p("team-b/c2.wav").to_str().unwrap(), m.p(to).to_str().unwrap()]);
+        assert!(
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+            "{to}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!m.p(to).exists());
+    }
+    assert!(m.unmount().success());
+    let links = vol.records(&["--event", "link"]);
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(links.iter().all(|r| r["outcome"] == "EPERM" && r["path2"] == "/team-b/c2.wav"), "{links:?}");
+}
+
+/// Renaming over a recording destroys it: that needs `delete` on the
+/// replaced file, not only `rename`.
+#[test]
+fn renaming_over_a_recording_needs_the_delete_right() {
+    let mut u = Users::new();
+    let mover = u.user("mover", "mover", &[]);
+    let vol = Volume::new();
+    prepare_tree(&vol);
+    let m = vol.mount();
+    fs::write(m.p("team-b/other.wav"), b"other call").unwrap();
+    assert!(m.unmount().success());
+    let policy = vol.dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        format!("[[grant]]\nusers = [\"{mover}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"create\", \"rename\"]\n"),
+    )
+    .unwrap();
+    let m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
+    let (c2, other) = (m.p("team-b/c2.wav"), m.p("team-b/other.wav"));
+    let out = as_user(&mover, r#"mv -f "$1" "$2""#, &[c2.to_str().unwrap(), other.to_str().unwrap()]);
     assert!(denied(&out), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!m.p("team-a/c2.wav").exists());
+    let moved =
+        as_user(&mover, r#"mv "$1" "$2""#, &[other.to_str().unwrap(), m.p("team-b/kept.wav").to_str().unwrap()]);
+    assert!(
+        moved.status.success(),
+        "a rename to a free name needs only rename: {}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    assert!(m.unmount().success());
+    let m = vol.mount();
+    assert_eq!(fs::read(m.p("team-b/c2.wav")).unwrap(), b"team b call");
+    assert_eq!(fs::read(m.p("team-b/kept.wav")).unwrap(), b"other call");
+    assert!(m.unmount().success());
+    let denials = vol.records(&["--event", "denied"]);
+    assert!(
+        denials.iter().any(|r| r["path"] == "/team-b/other.wav" && r["detail"]["missing_right"] == "delete"),
+        "{denials:?}"
+    );
+}
+
+/// Opens `names` one below the other from `dir` (no path string ever passes
+/// PATH_MAX), returning the last descriptor or the errno where it failed.
+fn open_chain(
+    dir: &std::path::Path,
+    names: &[String],
+    last: nix::fcntl::OFlag,
+) -> Result<std::os::fd::OwnedFd, nix::errno::Errno> {
+    use nix::fcntl::{OFlag, open, openat};
+    use nix::sys::stat::Mode;
+    let mut fd = open(dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY, Mode::empty())?;
+    for (i, n) in names.iter().enumerate() {
+        let flags = if i + 1 == names.len() { last } else { OFlag::O_DIRECTORY | OFlag::O_RDONLY };
+        fd = openat(&fd, n.as_str(), flags, Mode::from_bits_truncate(0o644))?;
+    }
+    Ok(fd)
+}
+
+/// Paths are whole or refused: a tree moved so deep that its files' paths
+/// pass 4,096 bytes is not judged (or journaled) by a shortened path. Every
+/// access to what lies too deep is ENAMETOOLONG, for every user.
+#[test]
+fn a_path_too_long_to_name_is_refused_never_cut() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    let level = |c: char| -> String { std::iter::repeat_n(c, 100).collect() };
+    // /a/<25 x 100 bytes> and /team-b/<20 x 100 bytes>/call.wav: each fits.
+    let a_chain: Vec<String> = std::iter::once("a".to_string()).chain((0..25).map(|_| level('a'))).collect();
+    let mut b_chain: Vec<String> = std::iter::once("team-b".to_string()).chain((0..20).map(|_| level('b'))).collect();
+    let mkdirs = |chain: &[String]| {
+        let mut p = m.path.clone();
+        for n in chain {
+            p.push(n);
+            fs::create_dir(&p).unwrap();
+        }
+        p
+    };
+    let a_deep = mkdirs(&a_chain);
+    let b_deep = mkdirs(&b_chain);
+    fs::write(b_deep.join("call.wav"), b"team b call").unwrap();
+    // Move /team-b under the deep end of /a: call.wav's path now passes 4,096 bytes.
+    let mut dst = a_chain.clone();
+    dst.push("team-b".into());
+    let src_fd = open_chain(&m.path, &[], nix::fcntl::OFlag::O_DIRECTORY).unwrap();
+    let dst_dir = open_chain(&m.path, &a_chain, nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY).unwrap();
+    nix::fcntl::renameat(&src_fd, "team-b", &dst_dir, "team-b").unwrap();
+    drop(a_deep);
+    b_chain.push("call.wav".into());
+    let mut deep_file = dst.clone();
+    deep_file.extend(b_chain[1..].iter().cloned());
+    let got = open_chain(&m.path, &deep_file, nix::fcntl::OFlag::O_RDONLY);
+    assert_eq!(got.err(), Some(nix::errno::Errno::ENAMETOOLONG), "a file too deep to name was opened");
+    let mut new_name = deep_file.clone();
+    new_name.pop();
+    new_name.push("new.wav".into());
+    let created = open_chain(&m.path, &new_name, nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY);
+    assert_eq!(created.err(), Some(nix::errno::Errno::ENAMETOOLONG), "a file too deep to name was created");
+    // Moved back within reach, it is served again, unchanged.
+    let b_dir = open_chain(&m.path, &a_chain, nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY).unwrap();
+    nix::fcntl::renameat(&b_dir, "team-b", &src_fd, "team-b").unwrap();
+    drop((b_dir, dst_dir, src_fd));
+    assert_eq!(fs::read(b_deep.join("call.wav")).unwrap(), b"team b call");
+    assert!(m.unmount().success());
+    // No record names a shortened path: every path in the journal is whole.
+    for r in vol.records(&[]) {
+        if let Some(p) = r["path"].as_str() {
+            assert!(p == "/" || p.starts_with("/a") || p.starts_with("/team-b"), "a cut path was recorded: {p}");
+        }
+    }
+}
+
+/// A request from outside the daemon's pid namespace arrives with pid 0, as
+/// the kernel's own requests do; only a time update may pass as the
+/// kernel's, so such a caller cannot truncate a recording.
+#[test]
+fn a_caller_reported_as_pid_zero_cannot_change_a_size() {
+    let mut u = Users::new();
+    let eve = u.user("eve", "eve", &[]);
+    let vol = Volume::new();
+    prepare_tree(&vol);
+    let policy = vol.dir.path().join("policy.toml");
+    fs::write(&policy, format!("[[grant]]\nusers = [\"{eve}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"read\"]\n"))
+        .unwrap();
+    // The daemon in a pid namespace of its own: every caller is pid 0 to it.
+    let m = vol
+        .mount_wrapped(&["unshare", "--pid", "--fork", "--kill-child"], &["--policy", policy.to_str().unwrap()])
+        .unwrap();
+    let c2 = m.p("team-b/c2.wav");
+    let out = as_user(&eve, r#"truncate -s 0 "$1""#, &[c2.to_str().unwrap()]);
+    assert!(!out.status.success(), "a pid-0 caller truncated a recording without the write right");
+    assert!(m.unmount().success());
+    let m = vol.mount();
+    assert_eq!(fs::read(m.p("team-b/c2.wav")).unwrap(), b"team b call");
     assert!(m.unmount().success());
 }
 

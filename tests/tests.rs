@@ -15,6 +15,8 @@ mod audit;
 mod concurrency;
 /// Start-up errors, damaged files and volumes: clear messages, right codes.
 mod errors;
+/// No change without its record: a full journal, a crash between intent and outcome.
+mod fail_closed;
 /// Random writes and truncates checked against an in-memory model.
 mod model;
 /// What lands in the backing directory: no plaintext data, no plaintext names.

@@ -40,10 +40,16 @@ pub struct Args {
     /// exists to measure its cost. Logged as a warning.
     #[arg(long)]
     pub no_audit: bool,
+    /// Mount even if the mount point is not empty (its files are hidden
+    /// while mounted). Without it a non-empty mount point is refused, so
+    /// nothing written there before the mount goes unnoticed.
+    #[arg(long)]
+    pub nonempty: bool,
     /// Mount read-only.
     #[arg(long)]
     pub read_only: bool,
-    /// Fork, and exit 0 once the mount is live (the daemon goes on).
+    /// Fork, and exit 0 once the mount is live (the daemon goes on, detached
+    /// from the caller's terminal and output; its log lines go to syslog).
     #[arg(long)]
     pub background: bool,
     /// Request-serving threads.

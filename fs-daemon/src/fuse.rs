@@ -125,10 +125,6 @@ impl Filesystem for CallvaultFs {
         Ok(())
     }
 
-    fn destroy(&mut self) {
-        self.vault.flush_all();
-    }
-
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.vault.lookup(parent.0, name.as_bytes(), &caller(req)) {
             Ok(a) => self.entry(reply, &a),

@@ -36,6 +36,9 @@ impl Notifier {
     pub fn ready(&mut self, mountpoint: &str) {
         sd_notify(&format!("READY=1\nSTATUS=serving {mountpoint}"));
         if let Some(mut p) = self.parent_pipe.take() {
+            // `--background`: the caller may be reading our output to its
+            // end (`out=$(callvaultd ... --background)`); let it go.
+            crate::logger::detach();
             let _ = p.write_all(b"R");
         }
     }

@@ -73,8 +73,9 @@ fn read_passphrase(args: &Args) -> Result<Passphrase, Fatal> {
     Ok(Passphrase::new(typed.into_bytes()))
 }
 
-/// Refuses a mount point that is missing, not a directory, or already mounted.
-fn check_mountpoint(m: &Path) -> Result<PathBuf, Fatal> {
+/// Refuses a mount point that is missing, not a directory, already mounted,
+/// or (unless `nonempty`) holding files.
+fn check_mountpoint(m: &Path, nonempty: bool) -> Result<PathBuf, Fatal> {
     let bad = |what: String| Fatal::new(exitcode::BAD_MOUNTPOINT, what);
     let meta = std::fs::metadata(m).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => bad(format!("mount point {} does not exist", m.display())),
@@ -91,6 +92,16 @@ fn check_mountpoint(m: &Path) -> Result<PathBuf, Fatal> {
     let target = canon.to_string_lossy();
     if mounts.lines().any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*target)) {
         return Err(bad(format!("mount point {} is already mounted", m.display())));
+    }
+    if !nonempty {
+        let mut entries = std::fs::read_dir(&canon).map_err(|e| bad(format!("mount point {}: {e}", m.display())))?;
+        if entries.next().is_some() {
+            return Err(bad(format!(
+                "mount point {} is not empty (a recorder may have written there unencrypted); \
+                 move its files away, or give --nonempty to mount over them",
+                m.display()
+            )));
+        }
     }
     Ok(canon)
 }
@@ -318,7 +329,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     }
     let paths = VolumePaths::new(&args.volume);
     volume::read_header(&args.volume)?;
-    let mountpoint = check_mountpoint(&args.mountpoint)?;
+    let mountpoint = check_mountpoint(&args.mountpoint, args.nonempty)?;
     let (policy, policy_line) = load_policy(&args)?;
     // Asked before forking: the background child has no terminal.
     let passphrase = read_passphrase(&args)?;
@@ -333,6 +344,9 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     }
     let _ = signals.thread_block();
     harden();
+    // The kernel hands each create the caller's umask and the daemon applies
+    // it; its own umask must not mask the mode a second time.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let _lock = lock_volume(&paths)?;
     let journal = open_journal(&args, &paths)?;
     let record = |ev: Event| -> Result<(), Fatal> {
@@ -358,6 +372,11 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         Event::new(EventKind::Unlock, Actor::current_process())
             .detail(Detail { slot: Some(unlocked.slot as u32), ..Detail::default() }),
     )?;
+    // Sealed at once: an unlock is never left in an unsealed tail that root
+    // could cut after a crash.
+    if let Some(j) = &journal {
+        j.seal().map_err(|e| Fatal::new(exitcode::AUDIT_UNAVAILABLE, e))?;
+    }
     if policy.is_allow_all() {
         warn!("{policy_line}");
     } else {
@@ -398,6 +417,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     vault
         .audit
         .record(Event::new(EventKind::Mount, Actor::current_process()).path("/").detail(mounted))
+        .and_then(|()| vault.audit.seal())
         .map_err(|_| Fatal::new(exitcode::AUDIT_UNAVAILABLE, "the mount could not be recorded in the audit journal"))?;
     let shown = mountpoint.display().to_string();
     let (reload_vault, policy_path) = (vault.clone(), args.policy.clone());
@@ -426,15 +446,31 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         .map_err(|e| Fatal::new(exitcode::FAILURE, format!("cannot start the signal thread: {e}")))?;
 
     let served = session.run();
-    vault.flush_all();
+    let unsynced = vault.flush_all();
     Notifier::stopping();
-    let unmounted = Detail { reason: Some(format!("unmounted from {}", mountpoint.display())), ..Detail::default() };
-    if vault.audit.record(Event::new(EventKind::Unmount, Actor::current_process()).path("/").detail(unmounted)).is_err()
-    {
+    let mut reason = format!("unmounted from {}", mountpoint.display());
+    let mut unmount = Event::new(EventKind::Unmount, Actor::current_process()).path("/");
+    if !unsynced.is_empty() {
+        reason.push_str(&format!("; {} open file(s) could not be synced: {}", unsynced.len(), unsynced.join(", ")));
+        unmount = unmount.outcome(Outcome::errno(libc::EIO));
+    }
+    let unmounted = Detail { reason: Some(reason), ..Detail::default() };
+    if vault.audit.record(unmount.detail(unmounted)).is_err() {
         warn!("the unmount could not be recorded in the audit journal");
     }
     vault.audit.shutdown();
     served.map_err(|e| Fatal::new(exitcode::FAILURE, format!("serving {}: {e}", mountpoint.display())))?;
+    if !unsynced.is_empty() {
+        return Err(Fatal::new(
+            exitcode::FAILURE,
+            format!(
+                "unmounted {}, but {} open file(s) could not be synced ({}); their last writes may be lost",
+                mountpoint.display(),
+                unsynced.len(),
+                unsynced.join(", ")
+            ),
+        ));
+    }
     info!("unmounted {}; all data flushed", mountpoint.display());
     Ok(())
 }

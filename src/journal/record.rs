@@ -278,6 +278,11 @@ pub struct Detail {
     /// interrupted operation took effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub found: Option<String>,
+    /// Set when `path`/`path2` hold names that are not UTF-8: in them `\\`
+    /// is a backslash and `\xNN` a raw byte, so distinct names never share
+    /// a path text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escaped: Option<bool>,
     /// For events recorded from a request file: the uid owning that file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by_uid: Option<u32>,

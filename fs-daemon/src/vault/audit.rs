@@ -15,6 +15,7 @@ use nix::errno::Errno;
 
 use super::Caller;
 use super::inode::lock;
+use super::paths::VolPath;
 
 const ACTOR_TTL: Duration = Duration::from_secs(1);
 const ACTOR_CACHE_SWEEP: usize = 4096;
@@ -24,6 +25,7 @@ type ActorKey = (u32, u32, u32);
 
 pub struct Audit {
     journal: Option<Journal>,
+    fault: Option<Fault>,
     actors: Mutex<HashMap<ActorKey, (Instant, Actor)>>,
 }
 
@@ -59,6 +61,83 @@ pub fn access_name(readable: bool, writable: bool) -> &'static str {
     }
 }
 
+/// Fault injection for the crash tests: `CALLVAULTD_FAULT=STAGE:EVENT`
+/// (`after-intent:unlink`: die right after an unlink's intent is durable,
+/// before its effect; `before-outcome:unlink`: after the effect, before its
+/// outcome is recorded). The daemon kills itself with SIGKILL there, as a
+/// power cut would stop it. Documented in docs/CLI.md; harmless to leave
+/// unset, and whoever sets a daemon's environment can kill it anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fault {
+    stage: FaultStage,
+    kind: EventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultStage {
+    AfterIntent,
+    BeforeOutcome,
+}
+
+impl Fault {
+    fn from_env() -> Option<Fault> {
+        let spec = std::env::var("CALLVAULTD_FAULT").ok()?;
+        let parsed = Fault::parse(&spec);
+        if parsed.is_none() {
+            error!("CALLVAULTD_FAULT={spec:?} is not STAGE:EVENT (after-intent or before-outcome); ignored");
+        }
+        parsed
+    }
+
+    fn parse(spec: &str) -> Option<Fault> {
+        let (stage, kind) = spec.split_once(':')?;
+        let stage = match stage {
+            "after-intent" => FaultStage::AfterIntent,
+            "before-outcome" => FaultStage::BeforeOutcome,
+            _ => return None,
+        };
+        Some(Fault { stage, kind: kind.parse().ok()? })
+    }
+}
+
+/// An operation recorded as intended and not yet as done.
+#[must_use = "an intent needs its outcome recorded"]
+pub struct Intent {
+    seq: u64,
+    /// The intent's event, to be repeated with the outcome; `None` without a journal.
+    ev: Option<Event>,
+}
+
+impl Intent {
+    /// The handle the operation produced, for its outcome record.
+    pub fn set_fh(&mut self, fh: u64) {
+        if let Some(ev) = &mut self.ev {
+            ev.detail.fh = Some(fh);
+        }
+    }
+}
+
+fn event(
+    kind: EventKind,
+    actor: Actor,
+    outcome: Outcome,
+    path: Option<&VolPath>,
+    path2: Option<&VolPath>,
+    mut detail: Detail,
+) -> Event {
+    if path.is_some_and(|p| p.escaped) || path2.is_some_and(|p| p.escaped) {
+        detail.escaped = Some(true);
+    }
+    let mut ev = Event::new(kind, actor).outcome(outcome).detail(detail);
+    if let Some(p) = path {
+        ev = ev.path(p.text.clone());
+    }
+    if let Some(p) = path2 {
+        ev = ev.path2(p.text.clone());
+    }
+    ev
+}
+
 pub fn outcome<T>(r: &Result<T, Errno>) -> Outcome {
     match r {
         Ok(_) => Outcome::Ok,
@@ -69,7 +148,7 @@ pub fn outcome<T>(r: &Result<T, Errno>) -> Outcome {
 impl Audit {
     /// `None` runs without a journal (`--no-audit`, benchmarks only).
     pub fn new(journal: Option<Journal>) -> Self {
-        Audit { journal, actors: Mutex::new(HashMap::new()) }
+        Audit { journal, fault: Fault::from_env(), actors: Mutex::new(HashMap::new()) }
     }
 
     pub fn enabled(&self) -> bool {
@@ -103,27 +182,72 @@ impl Audit {
         })
     }
 
-    /// Records an event by `who` with the outcome of `r`.
+    /// Records an event by `who` with the outcome of `r` (one record: for
+    /// what has no effect to come, or an attempt refused before any effect).
     pub fn log<T>(
         &self,
         who: &Caller,
         kind: EventKind,
         r: &Result<T, Errno>,
-        path: Option<String>,
-        path2: Option<String>,
+        path: Option<&VolPath>,
+        path2: Option<&VolPath>,
         detail: Detail,
     ) -> Result<(), Errno> {
         if !self.enabled() {
             return Ok(());
         }
-        let mut ev = Event::new(kind, self.actor(who)).outcome(outcome(r)).detail(detail);
-        if let Some(p) = path {
-            ev = ev.path(p);
+        self.record(event(kind, self.actor(who), outcome(r), path, path2, detail))
+    }
+
+    /// Records that `who` is about to do `kind`, durably, before it takes
+    /// effect: an access that cannot be recorded does not happen (EIO, and
+    /// nothing changes). [`Audit::finish`] records the outcome.
+    pub fn intend(
+        &self,
+        who: &Caller,
+        kind: EventKind,
+        path: Option<&VolPath>,
+        path2: Option<&VolPath>,
+        detail: Detail,
+    ) -> Result<Intent, Errno> {
+        let Some(j) = &self.journal else { return Ok(Intent { seq: 0, ev: None }) };
+        let ev = event(kind, self.actor(who), Outcome::Intent, path, path2, detail);
+        match j.append(ev.clone()) {
+            Ok(seq) => {
+                self.inject(FaultStage::AfterIntent, kind);
+                Ok(Intent { seq, ev: Some(ev) })
+            }
+            Err(e) => {
+                error!("{e}; the {kind} was refused before it took effect");
+                Err(Errno::EIO)
+            }
         }
-        if let Some(p) = path2 {
-            ev = ev.path2(p);
-        }
+    }
+
+    /// Records how an intended operation ended. If this record cannot be
+    /// made the effect stands with its intent on record (the next mount says
+    /// what it finds), and the caller gets EIO.
+    pub fn finish<T>(&self, intent: Intent, r: &Result<T, Errno>) -> Result<(), Errno> {
+        let Some(mut ev) = intent.ev else { return Ok(()) };
+        self.inject(FaultStage::BeforeOutcome, ev.kind);
+        ev.outcome = outcome(r);
+        ev.detail.intent = Some(intent.seq);
         self.record(ev)
+    }
+
+    fn inject(&self, stage: FaultStage, kind: EventKind) {
+        if self.fault == Some(Fault { stage, kind }) {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// Ends the journal's current epoch now (after the mount record).
+    pub fn seal(&self) -> Result<(), Errno> {
+        let Some(j) = &self.journal else { return Ok(()) };
+        j.seal().map_err(|e| {
+            error!("{e}");
+            Errno::EIO
+        })
     }
 
     /// Seals and closes the journal (unmount).
@@ -139,6 +263,21 @@ impl Audit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_specs_parse_or_are_refused() {
+        assert_eq!(
+            Fault::parse("after-intent:unlink"),
+            Some(Fault { stage: FaultStage::AfterIntent, kind: EventKind::Unlink })
+        );
+        assert_eq!(
+            Fault::parse("before-outcome:rename"),
+            Some(Fault { stage: FaultStage::BeforeOutcome, kind: EventKind::Rename })
+        );
+        assert_eq!(Fault::parse("after-intent"), None);
+        assert_eq!(Fault::parse("later:unlink"), None);
+        assert_eq!(Fault::parse("after-intent:nothing"), None);
+    }
 
     #[test]
     fn flags_and_access_are_named() {

@@ -16,6 +16,7 @@ use super::inode::{Inode, Kind, lock};
 use super::namespace::DirEntry;
 use callvault::policy::Right;
 
+use super::paths::VolPath;
 use super::{Caller, Vault, io_errno, proc_path};
 
 /// An open regular file.
@@ -26,7 +27,7 @@ pub struct Handle {
     pub owner_uid: u32,
     /// Who opened it, where, and how: what the close record reports.
     pub opener: Caller,
-    pub path: String,
+    pub path: VolPath,
     pub file: Arc<OpenFile>,
     pub readable: bool,
     pub writable: bool,
@@ -49,18 +50,19 @@ pub fn access_of(flags: i32) -> (bool, bool) {
 }
 
 impl Vault {
-    /// Opens a handle; `read` and `write` rights are checked here and kept
-    /// on the handle.
-    pub(super) fn do_open(&self, ino: u64, flags: i32, who: &Caller) -> Result<u64, Errno> {
+    /// Opens a handle on `ino`, known at `path` (the namespace lock held);
+    /// `read` and `write` rights are checked here and kept on the handle.
+    /// O_TRUNC is left to the caller, which records it first.
+    pub(super) fn do_open(&self, ino: u64, path: &VolPath, flags: i32, who: &Caller) -> Result<u64, Errno> {
         let inode = self.inode(ino)?;
         let (readable, writable) = access_of(flags);
         if readable {
-            self.allow(who, "open", ino, Right::Read)?;
+            self.allow_path(who, "open", path, Right::Read)?;
         }
         if writable || flags & libc::O_TRUNC != 0 {
-            self.allow(who, "open", ino, Right::Write)?;
+            self.allow_path(who, "open", path, Right::Write)?;
         }
-        self.open_with(&inode, flags, None, who)
+        self.open_with(&inode, flags, None, who, path.clone())
     }
 
     /// Opens a handle on `inode`; `fresh` is the descriptor of a file just created.
@@ -70,6 +72,7 @@ impl Vault {
         flags: i32,
         fresh: Option<File>,
         who: &Caller,
+        path: VolPath,
     ) -> Result<u64, Errno> {
         match inode.kind {
             Kind::File => {}
@@ -81,15 +84,12 @@ impl Vault {
             self.writable()?;
         }
         let file = self.open_file(inode, fresh)?;
-        if flags & libc::O_TRUNC != 0 && writable {
-            file.truncate(0, &self.keys)?;
-        }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let handle = Handle {
             ino: inode.ino,
             owner_uid: who.uid,
             opener: *who,
-            path: self.path_of(inode.ino),
+            path,
             file,
             readable,
             writable,
@@ -169,7 +169,10 @@ impl Vault {
             return None;
         }
         let by_writer = fh.and_then(|fh| self.handle(fh).ok()).is_some_and(|h| h.writable);
-        if by_writer || who.pid == 0 {
+        // pid 0: a request the kernel makes itself (the mtime it keeps for
+        // written data), but also any process outside the daemon's pid
+        // namespace; so only a time update may pass as the kernel's, never a size.
+        if by_writer || (who.pid == 0 && ch.size.is_none()) {
             Some(SideEffect::OfWrite)
         } else if ch.size.is_none() && self.has_no_name(ino) {
             Some(SideEffect::OfUnlink)
@@ -207,11 +210,15 @@ impl Vault {
         self.handle(fh)?.file.flush(&self.keys)
     }
 
-    /// The last descriptor of a handle is gone.
-    pub(super) fn do_release(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
-        let h = self.handles.write().unwrap_or_else(|e| e.into_inner()).remove(&fh).ok_or(Errno::EBADF)?;
-        h.file.flush(&self.keys)?;
-        Ok(h)
+    /// Takes a handle out of the table: no request can use it any more.
+    pub(super) fn take_handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
+        self.handles.write().unwrap_or_else(|e| e.into_inner()).remove(&fh).ok_or(Errno::EBADF)
+    }
+
+    /// Closes a handle that was never handed out (its open could not be
+    /// recorded): no close record, since no open record stands for it.
+    pub(super) fn do_release(&self, fh: u64) -> Result<(), Errno> {
+        self.take_handle(fh)?.file.flush(&self.keys)
     }
 
     pub fn fsync(&self, fh: u64, data_only: bool) -> Result<(), Errno> {
@@ -253,9 +260,10 @@ mod tests {
 /// Why a setattr needs no rights check and no record of its own.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum SideEffect {
-    /// Through a handle opened for writing, or from the kernel itself (pid
-    /// 0): with the writeback cache the kernel sends the mtime it keeps for
-    /// written data this way. The handle's `write` right covers it.
+    /// Through a handle opened for writing, or a time update from the
+    /// kernel itself (pid 0): with the writeback cache the kernel sends the
+    /// mtime it keeps for written data this way. The handle's `write` right
+    /// covers it.
     OfWrite,
     /// The times the kernel sends, in the unlinking process's name, for a
     /// file whose last name was just removed. No one else can reach such a

@@ -92,6 +92,10 @@ impl OpenFile {
                 error!("inode {ino}: {e}; the file reads as an I/O error, the rest of the volume is unaffected");
                 Errno::EIO
             })?;
+            if header.size > sectors::MAX_FILE_SIZE {
+                error!("inode {ino}: header records {} bytes, past the largest file size; EIO", header.size);
+                return Err(Errno::EIO);
+            }
             match sectors::classify_backing_len(len, header.size) {
                 BackingLen::Exact => {}
                 BackingLen::Excess { trim_to } => {
@@ -214,7 +218,10 @@ impl OpenFile {
         if data.is_empty() {
             return Ok(());
         }
-        let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        if !sectors::fits(off, data.len() as u64) {
+            return Err(Errno::EFBIG);
+        }
+        let end = off + data.len() as u64;
         let mut st = self.write_state();
         self.ensure_header(&mut st, keys)?;
         let range = sectors_touched(off, data.len() as u64);
@@ -288,6 +295,9 @@ impl OpenFile {
 
     /// Sets the size to `new_size`; bytes past a shrink are gone, a grow reads zeros.
     pub fn truncate(&self, new_size: u64, keys: &VolumeKeys) -> Result<(), Errno> {
+        if new_size > sectors::MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
         let mut st = self.write_state();
         st.tail = None;
         if new_size == st.size && !st.dirty {
@@ -329,7 +339,10 @@ impl OpenFile {
 
     /// Reserves backing space for `off .. off+len` (mode 0 grows the size).
     pub fn allocate(&self, off: u64, len: u64, keep_size: bool, keys: &VolumeKeys) -> Result<(), Errno> {
-        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        if !sectors::fits(off, len) {
+            return Err(Errno::EFBIG);
+        }
+        let end = off + len;
         if !keep_size && end > self.size() {
             self.truncate(end, keys)?;
         }

@@ -15,6 +15,7 @@ use super::data::SideEffect;
 use super::inode::{Kind, lock};
 use callvault::policy::Right;
 
+use super::paths::VolPath;
 use super::{Attr, Caller, SetAttr, SetTime, Vault, proc_path};
 use crate::sys;
 
@@ -55,12 +56,11 @@ impl Vault {
         // A user may always fstat what it holds open, even after a reload
         // took its `list` right away.
         let is_dir = self.inodes.get(ino).is_some_and(|i| i.kind == Kind::Dir);
-        if !is_dir
-            && fh.is_none_or(|fh| self.handle(fh).is_err())
-            && self.access.check(who, &self.path_of(ino), Right::List).is_err()
-            && !self.holds_open(ino, who.uid)
-        {
-            self.allow(who, "getattr", ino, Right::List)?;
+        if !is_dir && fh.is_none_or(|fh| self.handle(fh).is_err()) {
+            let path = self.path_of(ino)?;
+            if self.access.check(who, &path.text, Right::List).is_err() && !self.holds_open(ino, who.uid) {
+                self.allow_path(who, "getattr", &path, Right::List)?;
+            }
         }
         self.attr(ino)
     }
@@ -72,17 +72,15 @@ impl Vault {
         Ok(self.attr_of(&inode, &st))
     }
 
-    /// A size change needs `write` (or a handle opened for writing); any other
-    /// change needs `setattr`.
-    pub(super) fn do_setattr(
+    /// The rights a setattr needs on `path`: a size change needs `write` (or
+    /// a handle opened for writing); any other change needs `setattr`.
+    pub(super) fn check_setattr(
         &self,
-        ino: u64,
-        ch: SetAttr,
-        fh: Option<u64>,
+        ch: &SetAttr,
+        path: &VolPath,
         side_effect: Option<SideEffect>,
         who: &Caller,
-    ) -> Result<Attr, Errno> {
-        let inode = self.inode(ino)?;
+    ) -> Result<(), Errno> {
         // Size and modification time belong to the contents: `write` (or a
         // handle opened for writing) covers them. The kernel also sends the
         // mtime it keeps for written data this way. Everything else needs
@@ -90,12 +88,26 @@ impl Vault {
         let changes_meta = ch.mode.is_some() || ch.uid.is_some() || ch.gid.is_some() || ch.atime.is_some();
         let changes_contents = ch.size.is_some() || ch.mtime.is_some();
         if changes_meta {
-            self.allow(who, "setattr", ino, Right::Setattr)?;
+            self.allow_path(who, "setattr", path, Right::Setattr)?;
         }
         if changes_contents && side_effect.is_none() {
             let op = if ch.size.is_some() { "truncate" } else { "setattr" };
-            self.allow(who, op, ino, Right::Write)?;
+            self.allow_path(who, op, path, Right::Write)?;
         }
+        Ok(())
+    }
+
+    /// Applies a setattr whose rights were checked (or that needs none: a
+    /// side effect of a recorded write or unlink).
+    pub(super) fn do_setattr(
+        &self,
+        ino: u64,
+        ch: SetAttr,
+        fh: Option<u64>,
+        side_effect: Option<SideEffect>,
+        _who: &Caller,
+    ) -> Result<Attr, Errno> {
+        let inode = self.inode(ino)?;
         let any = ch.mode.is_some() || ch.uid.is_some() || ch.gid.is_some() || ch.size.is_some();
         if any || ch.atime.is_some() || ch.mtime.is_some() {
             self.writable()?;
@@ -198,16 +210,7 @@ impl Vault {
         Ok((proc_path(&fd), inode.kind, fd))
     }
 
-    pub(super) fn do_setxattr(
-        &self,
-        ino: u64,
-        name: &[u8],
-        value: &[u8],
-        flags: i32,
-        who: &Caller,
-    ) -> Result<(), Errno> {
-        self.writable()?;
-        self.allow(who, "setxattr", ino, Right::Setattr)?;
+    pub(super) fn do_setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<(), Errno> {
         let rest = user_name(name).ok_or(Errno::EOPNOTSUPP)?;
         let (path, kind, _fd) = self.xattr_path(ino)?;
         if kind == Kind::Symlink {
@@ -259,9 +262,7 @@ impl Vault {
         Ok(out)
     }
 
-    pub(super) fn do_removexattr(&self, ino: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
-        self.writable()?;
-        self.allow(who, "removexattr", ino, Right::Setattr)?;
+    pub(super) fn do_removexattr(&self, ino: u64, name: &[u8]) -> Result<(), Errno> {
         let Some(rest) = user_name(name) else {
             return Err(Errno::ENODATA);
         };

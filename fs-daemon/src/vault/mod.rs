@@ -14,6 +14,7 @@ pub mod inode;
 pub mod journaled;
 pub mod meta;
 pub mod namespace;
+pub mod paths;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,7 +22,7 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use callvault::fileheader::FileHeader;
 use callvault::keys::VolumeKeys;
@@ -36,9 +37,10 @@ use nix::sys::stat::{FileStat, Mode, fstatat};
 use access::Access;
 pub use attr::{Attr, Caller, SetAttr, SetTime};
 use audit::Audit;
-use callvault::journal::{Detail, Event, EventKind, Journal};
+use callvault::journal::{Detail, EventKind, Journal};
 use data::{DirHandle, Handle};
 use inode::{InoMap, Inode, InodeTable, Kind, Location, ROOT, lock};
+use paths::VolPath;
 
 /// Options fixed at mount time.
 #[derive(Debug, Clone, Copy)]
@@ -56,9 +58,16 @@ pub struct Vault {
     read_only: bool,
     /// Whether the daemon may give new objects to their creator (needs root).
     as_root: bool,
-    /// Held shared by every operation that adds or removes names, and
-    /// exclusively while a directory is emptied of its housekeeping files
-    /// (rmdir, rename over a directory), so nothing is created in it meanwhile.
+    /// Held shared by every operation that uses a name or a path (lookup,
+    /// open, create, unlink, link, setattr, xattr changes ...) from the
+    /// moment its path is computed until its effect and records are done,
+    /// and exclusively by rename and rmdir, which move names or empty a
+    /// directory of its housekeeping files. So the path the policy judged and
+    /// the journal names is the path acted on.
+    ///
+    /// Lock order: `namespace`, then `handles`/`dirs`, then an inode's own
+    /// mutexes (`loc`, `open`, `size_cache`), then an open file's state;
+    /// the journal's locks are taken last and never call back here.
     namespace: RwLock<()>,
     access: Access,
     pub audit: Audit,
@@ -226,70 +235,85 @@ impl Vault {
     }
 
     /// Ok if `who` holds `right` on the object `ino` (at its last-seen path).
-    /// A denial is recorded in the journal (as operation `op`) before EACCES
-    /// is returned; if it cannot be recorded, EIO.
     fn allow(&self, who: &Caller, op: &str, ino: u64, right: Right) -> Result<(), Errno> {
-        self.allow_path(who, op, &self.path_of(ino), right)
+        self.allow_path(who, op, &self.path_of(ino)?, right)
     }
 
     /// Ok if `who` holds `right` on the name `name` inside directory `parent`.
     fn allow_child(&self, who: &Caller, op: &str, parent: u64, name: &[u8], right: Right) -> Result<(), Errno> {
-        self.allow_path(who, op, &self.child_path(parent, name), right)
+        self.allow_path(who, op, &self.child_path(parent, name)?, right)
     }
 
-    fn allow_path(&self, who: &Caller, op: &str, path: &str, right: Right) -> Result<(), Errno> {
-        let denied = match self.access.check(who, path, right) {
+    /// The namespace lock, shared: no name moves until it is dropped.
+    fn names_shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.namespace.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The namespace lock, exclusive: for operations that move names or
+    /// empty a directory of its housekeeping files.
+    fn names_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.namespace.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ok if `who` holds `right` on `path`. A denial is recorded in the
+    /// journal (as operation `op`) before EACCES is returned; if it cannot be
+    /// recorded, EIO. Callers that act on a name hold the namespace lock, so
+    /// the path judged is the path acted on.
+    fn allow_path(&self, who: &Caller, op: &str, path: &VolPath, right: Right) -> Result<(), Errno> {
+        let denied = match self.access.check(who, &path.text, right) {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
         if self.audit.enabled() {
             let detail = Detail { op: Some(op.into()), missing_right: Some(right.to_string()), ..Detail::default() };
-            let ev = Event::new(EventKind::Denied, self.audit.actor(who))
-                .outcome(audit::outcome::<()>(&Err(denied)))
-                .path(path)
-                .detail(detail);
-            self.audit.record(ev)?;
+            self.audit.log(who, EventKind::Denied, &Err::<(), _>(denied), Some(path), None, detail)?;
         }
         Err(denied)
     }
 
     /// Plaintext path of an inode inside the volume, from where it was last
-    /// seen ("/" for the root): what policy globs and log lines refer to.
-    pub fn path_of(&self, ino: u64) -> String {
-        let mut parts = Vec::new();
+    /// seen ("/" for the root): what policy globs and journal records refer
+    /// to. Whole or not at all: ENAMETOOLONG past [`paths::MAX_PATH`], ESTALE
+    /// if a directory on the way is no longer known.
+    pub fn path_of(&self, ino: u64) -> Result<VolPath, Errno> {
+        let mut names = Vec::new();
+        let mut len = 0usize;
         let mut cur = ino;
-        // Bounded: a parent chain longer than any real tree means a cycle.
-        for _ in 0..4096 {
-            if cur == ROOT {
-                break;
-            }
-            let Some(i) = self.inodes.get(cur) else { break };
+        while cur != ROOT {
+            let i = self.inodes.get(cur).ok_or(Errno::ESTALE)?;
             let loc = i.location();
-            parts.push(String::from_utf8_lossy(&loc.name).into_owned());
+            len += 1 + loc.name.len();
+            if len > paths::MAX_PATH {
+                return Err(Errno::ENAMETOOLONG);
+            }
             cur = loc.parent;
+            names.push(loc.name);
         }
-        parts.reverse();
-        format!("/{}", parts.join("/"))
+        paths::join_leaf_first(names.iter().map(Vec::as_slice))
     }
 
     /// Plaintext path of `name` inside directory `parent`.
-    pub fn child_path(&self, parent: u64, name: &[u8]) -> String {
-        let p = self.path_of(parent);
-        let sep = if p == "/" { "" } else { "/" };
-        format!("{p}{sep}{}", String::from_utf8_lossy(name))
+    pub fn child_path(&self, parent: u64, name: &[u8]) -> Result<VolPath, Errno> {
+        self.path_of(parent)?.child(name)
     }
 
-    /// Flushes every open file's size to its header (unmount).
-    pub fn flush_all(&self) {
+    /// Syncs every open file, its size in its header (unmount). Returns a
+    /// description of each file that could not be synced ("inode N: EIO").
+    pub fn flush_all(&self) -> Vec<String> {
         // Open file state lives exactly as long as a handle holds it, so the
         // handles reach every open file, unlinked ones included; each is
         // synced once even when several handles share it.
         let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
         let mut seen = std::collections::HashSet::new();
+        let mut failed = Vec::new();
         for h in handles.values() {
-            if seen.insert(Arc::as_ptr(&h.file)) {
-                let _ = h.file.sync(&self.keys, false);
+            if seen.insert(Arc::as_ptr(&h.file))
+                && let Err(e) = h.file.sync(&self.keys, false)
+            {
+                error!("inode {}: sync at unmount failed: {e}", h.ino);
+                failed.push(format!("inode {}: {e}", h.ino));
             }
         }
+        failed
     }
 }

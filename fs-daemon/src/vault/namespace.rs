@@ -4,8 +4,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLockReadGuard};
 
 use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
 use log::{error, warn};
@@ -19,8 +19,17 @@ use super::data::DirHandle;
 use super::inode::{Inode, Kind, Location, lock};
 use callvault::policy::Right;
 
-use super::data::access_of;
+use super::paths::VolPath;
 use super::{Attr, Caller, Vault, io_errno, proc_path};
+
+/// A name in a directory, resolved under the namespace lock: what a name
+/// operation acts on and what its rights and records refer to.
+pub struct At {
+    pub p: Arc<Inode>,
+    pub name: Vec<u8>,
+    pub bn: BackingName,
+    pub path: VolPath,
+}
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone)]
@@ -28,13 +37,6 @@ pub struct DirEntry {
     pub ino: u64,
     pub kind: Kind,
     pub name: Vec<u8>,
-}
-
-fn read_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Vault {
@@ -45,6 +47,12 @@ impl Vault {
     /// that is not a directory, needs `list`. So a refused access is recorded
     /// against the file that was asked for, not the first directory on the way.
     pub fn lookup(&self, parent: u64, name: &[u8], who: &Caller) -> Result<Attr, Errno> {
+        let _ns = self.names_shared();
+        self.lookup_locked(parent, name, who)
+    }
+
+    /// `lookup`, with the namespace lock held by the caller.
+    pub(super) fn lookup_locked(&self, parent: u64, name: &[u8], who: &Caller) -> Result<Attr, Errno> {
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
         let st = fstatat(&p.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW);
@@ -120,57 +128,44 @@ impl Vault {
         Ok(())
     }
 
-    /// What every new name starts with: a writable volume, the caller's
-    /// `rights` on the new path, the namespace lock (shared: renames wait),
-    /// the parent directory and the name's backing name.
-    fn begin_new_entry(
-        &self,
-        caller: &Caller,
-        op: &str,
-        parent: u64,
-        name: &[u8],
-        rights: &[Right],
-    ) -> Result<(RwLockReadGuard<'_, ()>, Arc<Inode>, BackingName), Errno> {
-        self.writable()?;
-        for &right in rights {
-            self.allow_child(caller, op, parent, name, right)?;
-        }
-        let ns = read_lock(&self.namespace);
+    /// Resolves `name` in directory `parent`: the directory, the backing
+    /// name and the true path. Call with the namespace lock held, so the path
+    /// stays the one acted on.
+    pub(super) fn at(&self, parent: u64, name: &[u8]) -> Result<At, Errno> {
         let p = self.dir_inode(parent)?;
+        let path = self.child_path(parent, name)?;
         let bn = self.backing_name(&p, name)?;
-        Ok((ns, p, bn))
+        Ok(At { p, name: name.to_vec(), bn, path })
     }
 
-    /// Creates and opens a regular file. Returns its attributes and handle.
+    /// Whether `at` names an existing object, and its `stat` if so.
+    pub(super) fn existing(&self, at: &At) -> Result<Option<FileStat>, Errno> {
+        match fstatat(&at.p.fd()?, at.bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates and opens a regular file at `at` (O_EXCL on the backing
+    /// store). Returns its attributes and handle.
     pub(super) fn do_create(
         &self,
-        parent: u64,
-        name: &[u8],
+        at: &At,
         mode: u32,
         umask: u32,
         flags: i32,
         caller: &Caller,
-    ) -> Result<(Attr, u64, bool), Errno> {
-        let rights: &[Right] = if access_of(flags).0 { &[Right::Create, Right::Read] } else { &[Right::Create] };
-        let (ns, p, bn) = self.begin_new_entry(caller, "create", parent, name, rights)?;
-        self.write_long_name(&p, &bn)?;
+    ) -> Result<(Attr, u64), Errno> {
+        let (p, bn) = (&at.p, &at.bn);
+        self.write_long_name(p, bn)?;
         let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
-        let fd = match openat(
+        let fd = openat(
             &p.fd()?,
             bn.entry(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             perm,
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
-                drop(ns);
-                let attr = self.lookup(parent, name, caller)?;
-                let fh =
-                    self.do_open(attr.ino, flags & !libc::O_CREAT, caller).inspect_err(|_| self.forget(attr.ino, 1))?;
-                return Ok((self.getattr(attr.ino, Some(fh), caller)?, fh, false));
-            }
-            Err(e) => return Err(e),
-        };
+        )?;
         // The new file is ours (O_EXCL): its descriptor answers for it, and
         // a caller who is already its owner (the daemon's own user) needs no chown.
         let mut st = fstat(&fd)?;
@@ -178,32 +173,27 @@ impl Vault {
             self.give_to(&fd, "", caller, AtFlags::AT_EMPTY_PATH)?;
             st = fstat(&fd)?;
         }
-        let (attr, inode) = self.child_at(&p, bn.entry(), name, st)?;
-        let fh =
-            self.open_with(&inode, flags, Some(File::from(fd)), caller).inspect_err(|_| self.forget(attr.ino, 1))?;
-        Ok((attr, fh, true))
+        let (attr, inode) = self.child_at(p, bn.entry(), &at.name, st)?;
+        let fh = self
+            .open_with(&inode, flags, Some(File::from(fd)), caller, at.path.clone())
+            .inspect_err(|_| self.forget(attr.ino, 1))?;
+        Ok((attr, fh))
     }
 
     /// Creates a directory: built under a temporary name with its `.dirid`
     /// and renamed into place, so a crash never leaves a directory without an ID.
-    pub(super) fn do_mkdir(
-        &self,
-        parent: u64,
-        name: &[u8],
-        mode: u32,
-        umask: u32,
-        caller: &Caller,
-    ) -> Result<Attr, Errno> {
-        let (_ns, p, bn) = self.begin_new_entry(caller, "mkdir", parent, name, &[Right::Create])?;
-        if fstatat(&p.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
+    pub(super) fn do_mkdir(&self, at: &At, mode: u32, umask: u32, caller: &Caller) -> Result<Attr, Errno> {
+        let (p, bn) = (&at.p, &at.bn);
+        if self.existing(at)?.is_some() {
             return Err(Errno::EEXIST);
         }
-        self.write_long_name(&p, &bn)?;
+        self.write_long_name(p, bn)?;
         let tmp = temp_name()?;
-        mkdirat(&p.fd()?, tmp.as_str(), Mode::from_bits_truncate(mode & !umask & 0o7777))?;
+        let pfd = p.fd()?;
+        mkdirat(&pfd, tmp.as_str(), Mode::from_bits_truncate(mode & !umask & 0o7777))?;
         let built = (|| {
             let dfd = openat(
-                &p.fd()?,
+                &pfd,
                 tmp.as_str(),
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
@@ -211,161 +201,120 @@ impl Vault {
             let id: [u8; names::DIRID_LEN] = callvault::random::array().map_err(|_| Errno::EIO)?;
             write_dirid(&dfd, &id)?;
             self.give_to(&dfd, "", caller, AtFlags::AT_EMPTY_PATH)?;
-            renameat2(&p.fd()?, tmp.as_str(), &p.fd()?, bn.entry(), RenameFlags::RENAME_NOREPLACE)
+            renameat2(&pfd, tmp.as_str(), &pfd, bn.entry(), RenameFlags::RENAME_NOREPLACE)
         })();
         if let Err(e) = built {
-            remove_dir_tree_of_housekeeping(&*p.fd()?, &tmp);
+            remove_dir_tree_of_housekeeping(&pfd, &tmp);
             return Err(e);
         }
-        self.child(&p, bn.entry(), name).map(|(a, _)| a)
+        self.child(p, bn.entry(), &at.name).map(|(a, _)| a)
     }
 
-    pub(super) fn do_unlink(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
-        self.writable()?;
-        self.allow_child(who, "unlink", parent, name, Right::Delete)?;
-        let _ns = read_lock(&self.namespace);
-        let p = self.dir_inode(parent)?;
-        let bn = self.backing_name(&p, name)?;
-        let st = fstatat(&p.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    pub(super) fn do_unlink(&self, at: &At) -> Result<(), Errno> {
+        let pfd = at.p.fd()?;
+        let st = fstatat(&pfd, at.bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
         if kind_of(st.st_mode) == Some(Kind::Dir) {
             return Err(Errno::EISDIR);
         }
-        unlinkat(&p.fd()?, bn.entry(), UnlinkatFlags::NoRemoveDir)?;
-        self.remove_long_name(&p, &bn);
+        unlinkat(&pfd, at.bn.entry(), UnlinkatFlags::NoRemoveDir)?;
+        self.remove_long_name(&at.p, &at.bn);
         Ok(())
     }
 
-    pub(super) fn do_rmdir(&self, parent: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
-        self.writable()?;
-        self.allow_child(who, "rmdir", parent, name, Right::Delete)?;
-        let _ns = write_lock(&self.namespace);
-        let p = self.dir_inode(parent)?;
-        let bn = self.backing_name(&p, name)?;
-        let undo = empty_for_removal(&*p.fd()?, bn.entry())?;
-        if let Err(e) = unlinkat(&p.fd()?, bn.entry(), UnlinkatFlags::RemoveDir) {
-            undo.restore(&*p.fd()?, bn.entry());
+    /// Removes an empty directory. Needs the namespace lock exclusively.
+    pub(super) fn do_rmdir(&self, at: &At) -> Result<(), Errno> {
+        let pfd = at.p.fd()?;
+        let undo = empty_for_removal(&pfd, at.bn.entry())?;
+        if let Err(e) = unlinkat(&pfd, at.bn.entry(), UnlinkatFlags::RemoveDir) {
+            undo.restore(&pfd, at.bn.entry());
             return Err(e);
         }
-        self.remove_long_name(&p, &bn);
+        self.remove_long_name(&at.p, &at.bn);
         Ok(())
     }
 
-    pub(super) fn do_rename(
-        &self,
-        parent: u64,
-        name: &[u8],
-        newparent: u64,
-        newname: &[u8],
-        flags: u32,
-        who: &Caller,
-    ) -> Result<(), Errno> {
-        self.writable()?;
-        self.allow_child(who, "rename", parent, name, Right::Rename)?;
-        self.allow_child(who, "rename", newparent, newname, Right::Rename)?;
-        let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
-        let _ns = write_lock(&self.namespace);
-        let (p, np) = (self.dir_inode(parent)?, self.dir_inode(newparent)?);
-        let (bo, bn) = (self.backing_name(&p, name)?, self.backing_name(&np, newname)?);
-        let src = fstatat(&p.fd()?, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    /// Renames `from` to `to`. Needs the namespace lock exclusively.
+    pub(super) fn do_rename(&self, from: &At, to: &At, flags: RenameFlags) -> Result<(), Errno> {
+        let (p, np) = (&from.p, &to.p);
+        let (bo, bn) = (&from.bn, &to.bn);
+        let (pfd, npfd) = (p.fd()?, np.fd()?);
+        let src = fstatat(&pfd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
         let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
         // Replacing an empty directory: the backing one still holds its .dirid.
         let mut undo = None;
         if !exchange
             && !flags.contains(RenameFlags::RENAME_NOREPLACE)
             && kind_of(src.st_mode) == Some(Kind::Dir)
-            && let Ok(dst) = fstatat(&np.fd()?, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            && let Ok(dst) = fstatat(&npfd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
         {
             if kind_of(dst.st_mode) != Some(Kind::Dir) {
                 return Err(Errno::ENOTDIR);
             }
             if dst.st_ino != src.st_ino {
-                undo = Some(empty_for_removal(&*np.fd()?, bn.entry())?);
+                undo = Some(empty_for_removal(&npfd, bn.entry())?);
             }
         }
-        self.write_long_name(&np, &bn)?;
-        if let Err(e) = renameat2(&p.fd()?, bo.entry(), &np.fd()?, bn.entry(), flags) {
+        self.write_long_name(np, bn)?;
+        if let Err(e) = renameat2(&pfd, bo.entry(), &npfd, bn.entry(), flags) {
             if let Some(u) = undo {
-                u.restore(&*np.fd()?, bn.entry());
+                u.restore(&npfd, bn.entry());
             }
             return Err(e);
         }
         if !exchange && bo.entry() != bn.entry() {
-            self.remove_long_name(&p, &bo);
+            self.remove_long_name(p, bo);
         }
         if let Some(i) = self.inodes.get(self.inomap.fuse_ino(src.st_ino)) {
-            i.set_location(newparent, newname);
+            i.set_location(np.ino, &to.name);
         }
         if exchange
-            && let Ok(st) = fstatat(&p.fd()?, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            && let Ok(st) = fstatat(&pfd, bo.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
             && let Some(i) = self.inodes.get(self.inomap.fuse_ino(st.st_ino))
         {
-            i.set_location(parent, name);
+            i.set_location(p.ino, &from.name);
         }
         Ok(())
     }
 
-    /// A hard link makes the same recording reachable under another path,
-    /// as a rename would: it needs `rename` on the existing name as well as
-    /// `create` on the new one, so no one can alias a file into a directory
-    /// other people may read.
-    pub(super) fn do_link(&self, ino: u64, newparent: u64, newname: &[u8], who: &Caller) -> Result<Attr, Errno> {
-        self.writable()?;
-        self.allow(who, "link", ino, Right::Rename)?;
-        self.allow_child(who, "link", newparent, newname, Right::Create)?;
-        let _ns = read_lock(&self.namespace);
-        let inode = self.inode(ino)?;
+    /// Links `inode` at `to`.
+    pub(super) fn do_link(&self, inode: &Inode, to: &At) -> Result<Attr, Errno> {
         if inode.kind == Kind::Dir {
             return Err(Errno::EPERM);
         }
-        let np = self.dir_inode(newparent)?;
-        let bn = self.backing_name(&np, newname)?;
-        self.write_long_name(&np, &bn)?;
+        let (np, bn) = (&to.p, &to.bn);
+        self.write_long_name(np, bn)?;
+        let (fd, npfd) = (inode.fd()?, np.fd()?);
         if self.as_root {
-            linkat(&inode.fd()?, "", &np.fd()?, bn.entry(), AtFlags::AT_EMPTY_PATH)?;
+            linkat(&fd, "", &npfd, bn.entry(), AtFlags::AT_EMPTY_PATH)?;
         } else {
-            linkat(
-                nix::fcntl::AT_FDCWD,
-                proc_path(&inode.fd()?).as_str(),
-                &np.fd()?,
-                bn.entry(),
-                AtFlags::AT_SYMLINK_FOLLOW,
-            )?;
+            linkat(nix::fcntl::AT_FDCWD, proc_path(&fd).as_str(), &npfd, bn.entry(), AtFlags::AT_SYMLINK_FOLLOW)?;
         }
-        self.child(&np, bn.entry(), newname).map(|(a, _)| a)
+        self.child(np, bn.entry(), &to.name).map(|(a, _)| a)
     }
 
-    pub(super) fn do_symlink(&self, parent: u64, name: &[u8], target: &[u8], caller: &Caller) -> Result<Attr, Errno> {
-        let (_ns, p, bn) = self.begin_new_entry(caller, "symlink", parent, name, &[Right::Create])?;
+    pub(super) fn do_symlink(&self, at: &At, target: &[u8], caller: &Caller) -> Result<Attr, Errno> {
+        let (p, bn) = (&at.p, &at.bn);
         let stored = names::encrypt_link_target(&self.keys.link_targets, target).map_err(|_| Errno::EIO)?;
         if stored.len() >= libc::PATH_MAX as usize {
             return Err(Errno::ENAMETOOLONG);
         }
-        self.write_long_name(&p, &bn)?;
-        symlinkat(stored.as_str(), &p.fd()?, bn.entry())?;
-        self.give_to(&p.fd()?, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        self.child(&p, bn.entry(), name).map(|(a, _)| a)
+        self.write_long_name(p, bn)?;
+        let pfd = p.fd()?;
+        symlinkat(stored.as_str(), &pfd, bn.entry())?;
+        self.give_to(&pfd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        self.child(p, bn.entry(), &at.name).map(|(a, _)| a)
     }
 
     /// Named pipes and sockets are kept (regular files go through create);
     /// device nodes have no place in a recording volume and are refused
-    /// (docs/SEMANTICS.md).
-    pub(super) fn do_mknod(
-        &self,
-        parent: u64,
-        name: &[u8],
-        mode: u32,
-        umask: u32,
-        caller: &Caller,
-    ) -> Result<Attr, Errno> {
-        let kind = SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits());
-        if kind != SFlag::S_IFIFO && kind != SFlag::S_IFSOCK {
-            return Err(Errno::EPERM);
-        }
-        let (_ns, p, bn) = self.begin_new_entry(caller, "mknod", parent, name, &[Right::Create])?;
-        self.write_long_name(&p, &bn)?;
-        mknodat(&p.fd()?, bn.entry(), kind, Mode::from_bits_truncate(mode & !umask & 0o7777), 0)?;
-        self.give_to(&p.fd()?, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        self.child(&p, bn.entry(), name).map(|(a, _)| a)
+    /// (docs/SEMANTICS.md) before anything is recorded as intended.
+    pub(super) fn do_mknod(&self, at: &At, kind: SFlag, mode: u32, umask: u32, caller: &Caller) -> Result<Attr, Errno> {
+        let (p, bn) = (&at.p, &at.bn);
+        self.write_long_name(p, bn)?;
+        let pfd = p.fd()?;
+        mknodat(&pfd, bn.entry(), kind, Mode::from_bits_truncate(mode & !umask & 0o7777), 0)?;
+        self.give_to(&pfd, bn.entry(), caller, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        self.child(p, bn.entry(), &at.name).map(|(a, _)| a)
     }
 
     /// Reads a whole directory into a handle (stable offsets for readdir).
@@ -373,7 +322,7 @@ impl Vault {
     pub fn opendir(&self, ino: u64, who: &Caller) -> Result<u64, Errno> {
         let dir = self.dir_inode(ino)?;
         self.allow(who, "readdir", ino, Right::List)?;
-        let dir_path = self.path_of(ino);
+        let dir_path = self.path_of(ino)?;
         let id = self.dir_id(&dir)?;
         let parent = dir.location().parent;
         let mut entries = vec![
@@ -425,9 +374,9 @@ impl Vault {
                     }
                 }
             };
-            let sep = if dir_path == "/" { "" } else { "/" };
-            let child = format!("{dir_path}{sep}{}", String::from_utf8_lossy(&name));
-            if self.access.check(who, &child, Right::List).is_err() {
+            // A name too deep to judge is not listed (it cannot be used either).
+            let Ok(child) = dir_path.child(&name) else { continue };
+            if self.access.check(who, &child.text, Right::List).is_err() {
                 continue;
             }
             entries.push(DirEntry { ino: self.inomap.fuse_ino(e.ino()), kind, name });

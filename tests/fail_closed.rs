@@ -1,0 +1,274 @@
+//! Fail closed: no change to the volume happens without its record. Every
+//! mutating call against a full journal filesystem, and a daemon killed
+//! between an operation's intent and its outcome.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{OwnMount, Volume};
+
+/// Attempts per operation: the first attempts may still fit in the last,
+/// partly used page of the journal segment; one of them must be refused.
+const TRIES: usize = 40;
+
+/// One kind of change: how to attempt it on fixture `i`, how to tell after a
+/// remount whether it took effect, and the journal event and path it is
+/// recorded under.
+struct Op {
+    name: &'static str,
+    event: &'static str,
+    attempt: fn(&Path, usize) -> io::Result<()>,
+    happened: fn(&Path, usize) -> bool,
+    path: fn(usize) -> String,
+}
+
+fn exists(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok()
+}
+
+fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let out = Command::new("getfattr").args(["--only-values", "-n", name]).arg(p).output().unwrap();
+    out.status.success().then_some(out.stdout)
+}
+
+fn ops() -> Vec<Op> {
+    vec![
+        Op {
+            name: "create",
+            event: "create",
+            attempt: |m, i| {
+                fs::OpenOptions::new().write(true).create_new(true).open(m.join(format!("fx/new{i}"))).map(drop)
+            },
+            happened: |m, i| exists(&m.join(format!("fx/new{i}"))),
+            path: |i| format!("/fx/new{i}"),
+        },
+        Op {
+            name: "mkdir",
+            event: "mkdir",
+            attempt: |m, i| fs::create_dir(m.join(format!("fx/newdir{i}"))),
+            happened: |m, i| exists(&m.join(format!("fx/newdir{i}"))),
+            path: |i| format!("/fx/newdir{i}"),
+        },
+        Op {
+            name: "symlink",
+            event: "symlink",
+            attempt: |m, i| std::os::unix::fs::symlink("target", m.join(format!("fx/sym{i}"))),
+            happened: |m, i| exists(&m.join(format!("fx/sym{i}"))),
+            path: |i| format!("/fx/sym{i}"),
+        },
+        Op {
+            name: "mkfifo",
+            event: "create",
+            attempt: |m, i| {
+                nix::unistd::mkfifo(&m.join(format!("fx/fifo{i}")), nix::sys::stat::Mode::from_bits_truncate(0o644))
+                    .map_err(io::Error::from)
+            },
+            happened: |m, i| exists(&m.join(format!("fx/fifo{i}"))),
+            path: |i| format!("/fx/fifo{i}"),
+        },
+        Op {
+            name: "unlink",
+            event: "unlink",
+            attempt: |m, i| fs::remove_file(m.join(format!("fx/unlink{i}"))),
+            happened: |m, i| !exists(&m.join(format!("fx/unlink{i}"))),
+            path: |i| format!("/fx/unlink{i}"),
+        },
+        Op {
+            name: "rmdir",
+            event: "rmdir",
+            attempt: |m, i| fs::remove_dir(m.join(format!("fx/rmdir{i}"))),
+            happened: |m, i| !exists(&m.join(format!("fx/rmdir{i}"))),
+            path: |i| format!("/fx/rmdir{i}"),
+        },
+        Op {
+            name: "rename",
+            event: "rename",
+            attempt: |m, i| fs::rename(m.join(format!("fx/rename{i}")), m.join(format!("fx/renamed{i}"))),
+            happened: |m, i| !exists(&m.join(format!("fx/rename{i}"))),
+            path: |i| format!("/fx/rename{i}"),
+        },
+        Op {
+            name: "link",
+            event: "link",
+            attempt: |m, i| fs::hard_link(m.join(format!("fx/keep{i}")), m.join(format!("fx/hard{i}"))),
+            happened: |m, i| exists(&m.join(format!("fx/hard{i}"))),
+            path: |i| format!("/fx/hard{i}"),
+        },
+        Op {
+            name: "chmod",
+            event: "setattr",
+            attempt: |m, i| fs::set_permissions(m.join(format!("fx/chmod{i}")), fs::Permissions::from_mode(0o600)),
+            happened: |m, i| fs::metadata(m.join(format!("fx/chmod{i}"))).unwrap().mode() & 0o777 == 0o600,
+            path: |i| format!("/fx/chmod{i}"),
+        },
+        Op {
+            name: "chown",
+            event: "setattr",
+            attempt: |m, i| std::os::unix::fs::chown(m.join(format!("fx/chown{i}")), Some(4242), Some(4242)),
+            happened: |m, i| fs::metadata(m.join(format!("fx/chown{i}"))).unwrap().uid() == 4242,
+            path: |i| format!("/fx/chown{i}"),
+        },
+        Op {
+            name: "utimes",
+            event: "setattr",
+            attempt: |m, i| {
+                let f = fs::File::open(m.join(format!("fx/utime{i}")))?;
+                f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+            },
+            happened: |m, i| fs::metadata(m.join(format!("fx/utime{i}"))).unwrap().mtime() == 1_000_000,
+            path: |i| format!("/fx/utime{i}"),
+        },
+        Op {
+            name: "truncate",
+            event: "truncate",
+            attempt: |m, i| fs::OpenOptions::new().write(true).open(m.join(format!("fx/trunc{i}")))?.set_len(1),
+            happened: |m, i| fs::metadata(m.join(format!("fx/trunc{i}"))).unwrap().len() != 4,
+            path: |i| format!("/fx/trunc{i}"),
+        },
+        Op {
+            name: "open O_TRUNC",
+            event: "open",
+            attempt: |m, i| {
+                fs::OpenOptions::new().write(true).truncate(true).open(m.join(format!("fx/otrunc{i}"))).map(drop)
+            },
+            happened: |m, i| fs::read(m.join(format!("fx/otrunc{i}"))).unwrap() != b"keep",
+            path: |i| format!("/fx/otrunc{i}"),
+        },
+        Op {
+            name: "setxattr",
+            event: "setxattr",
+            attempt: |m, i| {
+                let st = Command::new("setfattr")
+                    .args(["-n", "user.new", "-v", "x"])
+                    .arg(m.join(format!("fx/xattr{i}")))
+                    .output()?;
+                if st.status.success() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(String::from_utf8_lossy(&st.stderr).into_owned()))
+                }
+            },
+            happened: |m, i| xattr(&m.join(format!("fx/xattr{i}")), "user.new").is_some(),
+            path: |i| format!("/fx/xattr{i}"),
+        },
+        Op {
+            name: "removexattr",
+            event: "removexattr",
+            attempt: |m, i| {
+                let st =
+                    Command::new("setfattr").args(["-x", "user.keep"]).arg(m.join(format!("fx/xattr{i}"))).output()?;
+                if st.status.success() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(String::from_utf8_lossy(&st.stderr).into_owned()))
+                }
+            },
+            happened: |m, i| xattr(&m.join(format!("fx/xattr{i}")), "user.keep").is_none(),
+            path: |i| format!("/fx/xattr{i}"),
+        },
+    ]
+}
+
+fn make_fixtures(m: &Path) {
+    fs::create_dir(m.join("fx")).unwrap();
+    for i in 0..TRIES {
+        for f in ["unlink", "rename", "keep", "chmod", "chown", "utime", "trunc", "otrunc", "xattr"] {
+            let p = m.join(format!("fx/{f}{i}"));
+            fs::write(&p, b"keep").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        fs::create_dir(m.join(format!("fx/rmdir{i}"))).unwrap();
+        let st =
+            Command::new("setfattr").args(["-n", "user.keep", "-v", "1"]).arg(m.join(format!("fx/xattr{i}"))).status();
+        assert!(st.unwrap().success());
+    }
+}
+
+fn outcome(r: &Value) -> &str {
+    r["outcome"].as_str().unwrap_or("")
+}
+
+/// The records of `event` on `path` (as path or path2).
+fn records_of<'a>(all: &'a [Value], event: &str, path: &str) -> Vec<&'a Value> {
+    all.iter().filter(|r| r["event"] == event && (r["path"] == path || r["path2"] == path)).collect()
+}
+
+/// A full journal filesystem, every mutating call: each is either done and
+/// recorded, or refused with EIO and not done (or, if only its outcome could
+/// not be written, done with its intent on record). Nothing changes unrecorded.
+#[test]
+fn with_the_journal_full_nothing_changes_unrecorded() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    make_fixtures(&m.path);
+    assert!(m.unmount().success());
+    let audit = vol.path.join("audit");
+    // A tmpfs just larger than the journal so far: it fills with little filler.
+    let du = Command::new("du").args(["-sb"]).arg(&audit).output().unwrap();
+    let used: u64 = String::from_utf8_lossy(&du.stdout).split_whitespace().next().unwrap().parse().unwrap();
+    let own = OwnMount::new(&audit, vol.dir.path(), &format!("size={}k", used / 1024 + 512));
+    let m = vol.mount();
+    // Only what happens from here on counts (the fixtures' own records do not).
+    let baseline = vol.records(&[]).iter().filter_map(|r| r["seq"].as_u64()).max().unwrap();
+    let filler = audit.join("filler");
+    let _ = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", filler.display()))
+        .args(["bs=4k", "status=none"])
+        .status();
+
+    let ops = ops();
+    // (op, attempts that succeeded, the attempt refused with EIO)
+    let mut results = Vec::new();
+    for op in &ops {
+        let mut ok = Vec::new();
+        let mut refused = None;
+        for i in 0..TRIES {
+            match (op.attempt)(&m.path, i) {
+                Ok(()) => ok.push(i),
+                Err(e) => {
+                    // setfattr reports the errno only as text.
+                    let eio = e.raw_os_error() == Some(libc::EIO) || e.to_string().contains("Input/output error");
+                    assert!(eio, "{}: {e}", op.name);
+                    refused = Some(i);
+                    break;
+                }
+            }
+        }
+        let refused =
+            refused.unwrap_or_else(|| panic!("{}: {TRIES} attempts all succeeded with the journal full", op.name));
+        results.push((ok, refused));
+    }
+    fs::remove_file(&filler).unwrap();
+    assert!(m.unmount().success());
+    own.unmount_keeping_contents(vol.dir.path());
+
+    let m = vol.mount();
+    let all: Vec<Value> =
+        vol.records(&[]).into_iter().filter(|r| r["seq"].as_u64().is_some_and(|s| s > baseline)).collect();
+    for (op, (ok, refused)) in ops.iter().zip(&results) {
+        for &i in ok {
+            assert!((op.happened)(&m.path, i), "{} #{i} succeeded but did not happen", op.name);
+            let recs = records_of(&all, op.event, &(op.path)(i));
+            assert!(recs.iter().any(|r| outcome(r) == "ok"), "{} #{i} succeeded unrecorded: {recs:?}", op.name);
+        }
+        let i = *refused;
+        let recs = records_of(&all, op.event, &(op.path)(i));
+        assert!(!recs.iter().any(|r| outcome(r) == "ok"), "{} #{i} was refused but recorded as done", op.name);
+        if (op.happened)(&m.path, i) {
+            assert!(
+                recs.iter().any(|r| outcome(r) == "intent"),
+                "{} #{i} was refused, took effect, and has no intent on record: {recs:?}",
+                op.name
+            );
+        }
+    }
+    assert!(m.unmount().success());
+    let verified = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}"]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+}
