@@ -211,3 +211,51 @@ fn daemon_protects_key_memory() {
     assert!(dumpable.status.success());
     assert!(m.unmount().success());
 }
+
+/// A mount point holding files is refused (exit 14): whatever a recorder
+/// wrote there before the mount is unencrypted and would be hidden. With
+/// `--nonempty` it is mounted over, and the files are there again after.
+#[test]
+fn a_non_empty_mount_point_is_refused_unless_nonempty_is_given() {
+    let vol = Volume::new();
+    let mnt = vol.mountpoint();
+    fs::write(mnt.join("stray.wav"), b"written before the mount").unwrap();
+    let out = daemon(&[vol.path.as_os_str(), mnt.as_os_str(), "--passphrase-file".as_ref(), vol.pass.as_os_str()]);
+    assert_eq!(out.status.code(), Some(14), "{}", one_line(&out));
+    assert!(one_line(&out).contains("is not empty"), "{}", one_line(&out));
+    let m = vol.mount_with(&["--nonempty"]).unwrap();
+    assert!(!m.p("stray.wav").exists(), "the volume's view is served, not the directory's");
+    assert!(m.unmount().success());
+    assert_eq!(fs::read(mnt.join("stray.wav")).unwrap(), b"written before the mount");
+}
+
+/// `--background` returns once the mount is live and lets go of the
+/// caller's output, so `out=$(callvaultd ... --background)` does not wait
+/// for the unmount.
+#[test]
+fn background_returns_once_mounted_and_releases_the_callers_output() {
+    let vol = Volume::new();
+    let mnt = vol.mountpoint();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"out=$("$@" --background); echo "returned $?""#)
+        .arg("sh")
+        .arg(daemon_bin())
+        .arg(&vol.path)
+        .arg(&mnt)
+        .args(["--passphrase-file".as_ref(), vol.pass.as_os_str(), "--allow-all".as_ref()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(cmd.output().unwrap()));
+    // A safety net only: if the shell is still waiting on the daemon's
+    // output after a minute, the daemon kept it; unmount so nothing hangs.
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out,
+        Err(_) => {
+            let _ = Command::new("fusermount3").arg("-u").arg(&mnt).status();
+            panic!("`out=$(callvaultd --background)` did not return while the daemon was serving");
+        }
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "returned 0", "{}", String::from_utf8_lossy(&out.stderr));
+    fs::write(mnt.join("call.wav"), b"served in the background").unwrap();
+    assert!(Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap().success());
+}

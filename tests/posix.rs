@@ -342,3 +342,51 @@ fn copy_tools_preserve_a_tree() {
     let _ = OpenOptions::new().custom_flags(0).read(true).open(m.p("copy/team-a/notes")).unwrap();
     assert!(m.unmount().success());
 }
+
+/// New files, directories and FIFOs get the mode asked for minus the
+/// caller's umask, and nothing else (the daemon's own umask plays no part),
+/// as stored and after a remount.
+#[test]
+fn new_objects_take_the_callers_umask_and_nothing_else() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    let cases = [(0o000, 0o666, 0o777), (0o022, 0o644, 0o755), (0o027, 0o640, 0o750), (0o077, 0o600, 0o700)];
+    for (umask, _, _) in cases {
+        let script =
+            format!("cd \"$1\" && umask {umask:03o} && touch f{umask:o} && mkdir d{umask:o} && mkfifo p{umask:o}");
+        let st = Command::new("sh").arg("-c").arg(&script).arg("sh").arg(&m.path).status().unwrap();
+        assert!(st.success());
+    }
+    let check = |root: &std::path::Path| {
+        for (umask, file, dir) in cases {
+            let mode = |n: &str| fs::symlink_metadata(root.join(format!("{n}{umask:o}"))).unwrap().mode() & 0o7777;
+            assert_eq!(mode("f"), file, "file under umask {umask:03o}");
+            assert_eq!(mode("d"), dir, "directory under umask {umask:03o}");
+            assert_eq!(mode("p"), file, "fifo under umask {umask:03o}");
+        }
+    };
+    check(&m.path);
+    assert!(m.unmount().success());
+    let m = vol.mount();
+    check(&m.path);
+    assert!(m.unmount().success());
+}
+
+/// No file grows past 2^62 bytes: truncates and allocations beyond are
+/// EFBIG (no sector arithmetic near i64::MAX), and the mount keeps working.
+#[test]
+fn sizes_past_the_largest_file_are_efbig() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(m.p("big.wav")).unwrap();
+    for size in [(1u64 << 62) + 1, i64::MAX as u64 - 1] {
+        assert_eq!(errno(f.set_len(size).unwrap_err()), Errno::EFBIG, "truncate to {size}");
+    }
+    assert_eq!(fallocate(&f, FallocateFlags::empty(), 1 << 62, 4096), Err(Errno::EFBIG));
+    assert_eq!(f.metadata().unwrap().len(), 0);
+    f.write_all_at(b"still fine", 0).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    assert_eq!(fs::read(m.p("big.wav")).unwrap(), b"still fine");
+    assert!(m.unmount().success());
+}

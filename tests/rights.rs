@@ -411,3 +411,55 @@ fn a_write_by_another_user_clears_setuid_and_setgid_bits() {
     assert_eq!(fs::metadata(m.p("tool")).unwrap().permissions().mode() & 0o7777, 0o777, "cleared on disk too");
     assert!(m.unmount().success());
 }
+
+/// Names that are not UTF-8 are judged and journaled by an unambiguous text:
+/// two different names never share a recorded path, and a grant on their
+/// directory covers them.
+#[test]
+fn names_that_are_not_utf8_are_recorded_unambiguously() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut u = Users::new();
+    let qa = u.user("qa", "qa", &[]);
+    let vol = Volume::new();
+    prepare_tree(&vol);
+    let m = vol.mount();
+    let names: [&[u8]; 3] = [b"call-\xff.wav", b"call-\xfe.wav", b"call-\\xff.wav"];
+    for (i, n) in names.iter().enumerate() {
+        let p = m.p("team-a").join(std::ffi::OsStr::from_bytes(n));
+        fs::write(&p, format!("call {i}")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    assert!(m.unmount().success());
+    let policy = vol.dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        format!("[[grant]]\nusers = [\"{qa}\"]\npaths = [\"/team-a/**\"]\nrights = [\"list\", \"read\"]\n"),
+    )
+    .unwrap();
+    let m = vol.mount_with(&["--policy", policy.to_str().unwrap()]).unwrap();
+    for (i, n) in names.iter().enumerate() {
+        let p = m.p("team-a").join(std::ffi::OsStr::from_bytes(n));
+        let read = Command::new("runuser").args(["-u", &qa, "--", "cat"]).arg(&p).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&read.stdout),
+            format!("call {i}"),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+    }
+    assert!(m.unmount().success());
+    let opens: Vec<_> = vol.records(&["--event", "open", "--user", &qa]);
+    let mut seen: Vec<(String, bool)> =
+        opens.iter().map(|r| (r["path"].as_str().unwrap().to_string(), r["detail"]["escaped"] == true)).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            ("/team-a/call-\\xfe.wav".to_string(), true),
+            ("/team-a/call-\\xff.wav".to_string(), false),
+            ("/team-a/call-\\xff.wav".to_string(), true),
+        ],
+        "{opens:?}"
+    );
+}
