@@ -84,7 +84,6 @@ impl Vault {
             self.writable()?;
         }
         let file = self.open_file(inode, fresh)?;
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let handle = Handle {
             ino: inode.ino,
             owner_uid: who.uid,
@@ -96,8 +95,7 @@ impl Vault {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
         };
-        self.handles.write().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(handle));
-        Ok(fh)
+        Ok(self.handles.add_file(handle))
     }
 
     /// The decrypted state of a file, shared by all its handles.
@@ -131,12 +129,11 @@ impl Vault {
 
     /// Whether `uid` holds an open handle on `ino`.
     pub(super) fn holds_open(&self, ino: u64, uid: u32) -> bool {
-        let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
-        handles.values().any(|h| h.ino == ino && h.owner_uid == uid)
+        self.handles.any_file(|h| h.ino == ino && h.owner_uid == uid)
     }
 
     pub fn handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
-        self.handles.read().unwrap_or_else(|e| e.into_inner()).get(&fh).cloned().ok_or(Errno::EBADF)
+        self.handles.file(fh)
     }
 
     /// Reads into `buf` (see [`OpenFile::read`]); returns where the bytes are.
@@ -212,7 +209,7 @@ impl Vault {
 
     /// Takes a handle out of the table: no request can use it any more.
     pub(super) fn take_handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
-        self.handles.write().unwrap_or_else(|e| e.into_inner()).remove(&fh).ok_or(Errno::EBADF)
+        self.handles.take_file(fh)
     }
 
     /// Closes a handle that was never handed out (its open could not be

@@ -10,19 +10,18 @@ pub mod attr;
 pub mod audit;
 pub mod data;
 pub mod file;
+pub mod handles;
 pub mod inode;
 pub mod journaled;
 pub mod meta;
 pub mod namespace;
 pub mod paths;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use callvault::fileheader::FileHeader;
 use callvault::keys::VolumeKeys;
@@ -38,7 +37,7 @@ use access::Access;
 pub use attr::{Attr, Caller, SetAttr, SetTime};
 use audit::Audit;
 use callvault::journal::{Detail, EventKind, Journal};
-use data::{DirHandle, Handle};
+use handles::HandleTable;
 use inode::{InoMap, Inode, InodeTable, Kind, Location, ROOT, lock};
 use paths::VolPath;
 
@@ -52,9 +51,7 @@ pub struct Vault {
     keys: VolumeKeys,
     inodes: InodeTable,
     inomap: InoMap,
-    handles: RwLock<HashMap<u64, Arc<Handle>>>,
-    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
-    next_fh: AtomicU64,
+    handles: HandleTable,
     read_only: bool,
     /// Whether the daemon may give new objects to their creator (needs root).
     as_root: bool,
@@ -65,7 +62,7 @@ pub struct Vault {
     /// directory of its housekeeping files. So the path the policy judged and
     /// the journal names is the path acted on.
     ///
-    /// Lock order: `namespace`, then `handles`/`dirs`, then an inode's own
+    /// Lock order: `namespace`, then the handle table, then an inode's own
     /// mutexes (`loc`, `open`, `size_cache`), then an open file's state;
     /// the journal's locks are taken last and never call back here.
     namespace: RwLock<()>,
@@ -104,9 +101,7 @@ impl Vault {
             keys,
             inodes: InodeTable::new(root),
             inomap: InoMap { backing_root: st.st_ino },
-            handles: RwLock::new(HashMap::new()),
-            dirs: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
+            handles: HandleTable::new(),
             read_only: opts.read_only,
             as_root: nix::unistd::geteuid().is_root(),
             namespace: RwLock::new(()),
@@ -303,10 +298,9 @@ impl Vault {
         // Open file state lives exactly as long as a handle holds it, so the
         // handles reach every open file, unlinked ones included; each is
         // synced once even when several handles share it.
-        let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
         let mut seen = std::collections::HashSet::new();
         let mut failed = Vec::new();
-        for h in handles.values() {
+        for h in self.handles.all_files() {
             if seen.insert(Arc::as_ptr(&h.file))
                 && let Err(e) = h.file.sync(&self.keys, false)
             {

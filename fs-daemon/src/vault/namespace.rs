@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
 use log::{error, warn};
@@ -16,7 +15,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat
 
 use super::attr::kind_of;
 use super::data::DirHandle;
-use super::inode::{Inode, Kind, Location, lock};
+use super::inode::{Inode, Kind, Location};
 use callvault::policy::Right;
 
 use super::paths::VolPath;
@@ -381,18 +380,16 @@ impl Vault {
             }
             entries.push(DirEntry { ino: self.inomap.fuse_ino(e.ino()), kind, name });
         }
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(fh, Arc::new(DirHandle { entries }));
-        Ok(fh)
+        Ok(self.handles.add_dir(DirHandle { entries }))
     }
 
     /// Entries of an open directory from `offset` on (offset i+1 follows entry i).
     pub fn readdir(&self, fh: u64) -> Result<Arc<DirHandle>, Errno> {
-        lock(&self.dirs).get(&fh).cloned().ok_or(Errno::EBADF)
+        self.handles.dir(fh)
     }
 
     pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
+        self.handles.take_dir(fh);
     }
 }
 
