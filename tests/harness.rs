@@ -115,21 +115,6 @@ impl Volume {
 
     /// `mount_with`, with extra environment variables for the daemon.
     pub fn mount_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
-        self.spawn_daemon(&[], extra, env)
-    }
-
-    /// `mount_with`, the daemon started through a wrapper command
-    /// (`unshare --pid --fork ...`).
-    pub fn mount_wrapped(&self, wrapper: &[&str], extra: &[&str]) -> Result<Mount, (Option<i32>, String)> {
-        self.spawn_daemon(wrapper, extra, &[])
-    }
-
-    fn spawn_daemon(
-        &self,
-        wrapper: &[&str],
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<Mount, (Option<i32>, String)> {
         let mut extra = extra.to_vec();
         if std::env::var_os("CALLVAULT_TEST_VERBOSE").is_some() {
             extra.push("-v");
@@ -143,15 +128,7 @@ impl Volume {
         let sock = UnixDatagram::bind(&sock_path).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let log = self.dir.path().join("daemon.log");
-        let mut cmd = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(daemon_bin());
-                c
-            }
-            None => Command::new(daemon_bin()),
-        };
-        let mut child = cmd
+        let mut child = Command::new(daemon_bin())
             .arg(&self.path)
             .arg(&mnt)
             .arg("--passphrase-file")

@@ -366,31 +366,6 @@ fn a_path_too_long_to_name_is_refused_never_cut() {
     }
 }
 
-/// A request from outside the daemon's pid namespace arrives with pid 0, as
-/// the kernel's own requests do; only a time update may pass as the
-/// kernel's, so such a caller cannot truncate a recording.
-#[test]
-fn a_caller_reported_as_pid_zero_cannot_change_a_size() {
-    let mut u = Users::new();
-    let eve = u.user("eve", "eve", &[]);
-    let vol = Volume::new();
-    prepare_tree(&vol);
-    let policy = vol.dir.path().join("policy.toml");
-    fs::write(&policy, format!("[[grant]]\nusers = [\"{eve}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"read\"]\n"))
-        .unwrap();
-    // The daemon in a pid namespace of its own: every caller is pid 0 to it.
-    let m = vol
-        .mount_wrapped(&["unshare", "--pid", "--fork", "--kill-child"], &["--policy", policy.to_str().unwrap()])
-        .unwrap();
-    let c2 = m.p("team-b/c2.wav");
-    let out = as_user(&eve, r#"truncate -s 0 "$1""#, &[c2.to_str().unwrap()]);
-    assert!(!out.status.success(), "a pid-0 caller truncated a recording without the write right");
-    assert!(m.unmount().success());
-    let m = vol.mount();
-    assert_eq!(fs::read(m.p("team-b/c2.wav")).unwrap(), b"team b call");
-    assert!(m.unmount().success());
-}
-
 /// As on ext4, a write by a user without CAP_FSETID clears the set-user and
 /// set-group-ID bits (the daemon does it: the kernel delegates it).
 #[test]

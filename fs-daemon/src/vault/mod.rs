@@ -16,6 +16,8 @@ pub mod journaled;
 pub mod meta;
 pub mod namespace;
 pub mod paths;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::io::Read;
