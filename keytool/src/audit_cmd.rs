@@ -217,6 +217,7 @@ mod tests {
             pid,
             exe: Some("/usr/bin/play".into()),
             cmdline: Some(vec!["play".into(), "/mnt/calls/team-a/c1.wav".into()]),
+            ..Actor::default()
         }
     }
 

@@ -375,6 +375,14 @@ pub struct Record {
     pub user: Option<String>,
     pub gid: u32,
     pub pid: u32,
+    /// The login uid of the process (see [`Actor::login_uid`]); written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_user: Option<String>,
+    /// The audit session id of the process; written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u32>,
     pub exe: Option<String>,
     pub cmdline: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,6 +408,9 @@ impl Record {
             user: actor.user,
             gid: actor.gid,
             pid: actor.pid,
+            login_uid: actor.login_uid,
+            login_user: actor.login_user,
+            session: actor.session,
             exe: actor.exe,
             cmdline: actor.cmdline,
             path,
@@ -428,6 +439,9 @@ impl Record {
             user: self.user.clone(),
             gid: self.gid,
             pid: self.pid,
+            login_uid: self.login_uid,
+            login_user: self.login_user.clone(),
+            session: self.session,
             exe: self.exe.clone(),
             cmdline: self.cmdline.clone(),
         }
@@ -446,6 +460,7 @@ mod tests {
             pid: 4242,
             exe: Some("/usr/bin/cat".into()),
             cmdline: Some(vec!["cat".into(), "/mnt/team-a/c1.wav".into()]),
+            ..Actor::default()
         }
     }
 

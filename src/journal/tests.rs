@@ -15,6 +15,7 @@ fn actor(user: &str, uid: u32) -> Actor {
         pid: 4000 + uid,
         exe: Some("/usr/bin/sox".into()),
         cmdline: Some(vec!["sox".into(), "c1.wav".into()]),
+        ..Actor::default()
     }
 }
 
