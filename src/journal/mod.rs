@@ -29,7 +29,7 @@ pub use query::{Filter, Format, Prefilter, render_header, render_record};
 pub use reader::{LineInfo, Lines, Tail, records};
 pub use record::{Detail, Event, EventKind, Outcome, Record, errno_name};
 pub use requests::{REQUESTS_DIR, write_request};
-pub use segment::{Segment, list_segments, parse_segment_name, segment_name};
+pub use segment::{MAX_LINE, Segment, list_segments, parse_segment_name, segment_name};
 pub use syslog::SyslogOptions;
 pub use verify::{
     EXIT_CANNOT_VERIFY, EXIT_INCOMPLETE, EXIT_OK, EXIT_TAMPERED, EXIT_WRONG_KEY, Problem, ProblemKind, VerifyError,

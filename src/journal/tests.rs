@@ -809,3 +809,47 @@ fn absurd_numbers_on_disk_are_errors_not_panics() {
     assert!(verify(&v.audit, &v.key).is_err());
     assert!(Journal::open(&v.audit, opts()).is_err());
 }
+
+#[test]
+fn an_event_too_long_for_one_line_is_recorded_cut_and_verifies() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let huge = Event::new(EventKind::KeyAdmin, actor("alice", 1000))
+        .detail(Detail { reason: Some("r".repeat(3 * MAX_LINE)), ..Detail::default() });
+    let seq = j.append(huge).unwrap();
+    j.close().unwrap();
+    verify(&v.audit, &v.key).unwrap();
+    for l in read_lines(&seg_path(&v, 1)) {
+        assert!(l.len() <= MAX_LINE);
+    }
+    let r = records(&v.audit).unwrap().map(|r| r.unwrap()).find(|r| r.seq == seq).unwrap();
+    assert!(r.detail.reason.unwrap().starts_with("record cut to fit"));
+}
+
+#[test]
+fn an_over_long_line_is_damage_for_verify_and_a_torn_tail_at_mount() {
+    let v = volume_with(3, opts());
+    let p = seg_path(&v, 1);
+    let good = std::fs::read(&p).unwrap();
+    let junk = vec![b'{'; MAX_LINE + 10];
+    // In the middle: verify names it as a changed record, with the line.
+    let lines = read_lines(&p);
+    let mut mid = lines.clone();
+    mid.insert(2, junk.clone());
+    write_lines(&p, &mid);
+    let pr = problem(&v);
+    assert_eq!((pr.seq, pr.kind), (3, ProblemKind::Changed), "{pr}");
+    assert_eq!(pr.location, Some((segment_name(1), 3)));
+    // `show` and records() refuse with a typed error instead of holding it.
+    assert!(records(&v.audit).unwrap().any(|r| matches!(r, Err(JournalError::LineTooLong { .. }))));
+    // At the end, unterminated, after the last seal: a crash cannot write
+    // that, but it does not continue the chain either, so it is set aside.
+    let mut tail = good.clone();
+    tail.extend_from_slice(&junk);
+    std::fs::write(&p, &tail).unwrap();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    j.close().unwrap();
+    assert!(std::fs::read(&p).unwrap().starts_with(&good));
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert_eq!(rep.torn_tails.len(), 1);
+}

@@ -303,7 +303,20 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
     let mut cursor = Cursor { lines, buf: VecDeque::new() };
     let mut torn: Option<Entry> = None;
 
-    while let Some(cur) = cursor.next()? {
+    // A line longer than any record is damage at the record after the tip.
+    let too_long = |e: JournalError, seq: u64| match e {
+        JournalError::LineTooLong { path, line, limit } => VerifyError::Failed(Problem {
+            seq,
+            kind: ProblemKind::Changed,
+            what: format!("a line is longer than {limit} bytes, more than any record the journal writes"),
+            location: Some((
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                line.unwrap_or(0),
+            )),
+        }),
+        e => VerifyError::Journal(e),
+    };
+    while let Some(cur) = cursor.next().map_err(|e| too_long(e, walk.tip.seq + 1))? {
         if !cur.info.complete {
             let is_end = cur.info.last_in_segment && segments.last() == Some(&cur.info.segment);
             if is_end {
@@ -322,7 +335,8 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
             _ => false,
         };
         if !follows {
-            return Err(VerifyError::Failed(walk.classify(&cur, &mut cursor)?));
+            let seq = walk.tip.seq + 1;
+            return Err(VerifyError::Failed(walk.classify(&cur, &mut cursor).map_err(|e| too_long(e, seq))?));
         }
         walk.accept(cur)?;
     }

@@ -29,7 +29,7 @@ use super::record::{Detail, Event, EventKind, Record};
 use super::recover::{self, TornInfo};
 use super::requests;
 use super::seal::{EpochKey, JOURNAL_ID_LEN, MAC_PLACEHOLDER, fill_mac};
-use super::segment::{create_segment, segment_name};
+use super::segment::{MAX_LINE, create_segment, segment_name};
 use super::syslog::{Syslog, SyslogOptions};
 use super::time::format_rfc3339_nanos;
 
@@ -482,8 +482,14 @@ impl Inner {
     /// Serializes `ev` as the next record and queues its line.
     fn enqueue(&self, st: &mut State, ev: Event) -> u64 {
         let seq = st.tentative.next_seq;
-        let rec = Record::from_event(ev, seq, format_rfc3339_nanos(SystemTime::now()), to_hex(&st.tentative.last_hash));
-        let line = rec.to_line();
+        let mut rec =
+            Record::from_event(ev, seq, format_rfc3339_nanos(SystemTime::now()), to_hex(&st.tentative.last_hash));
+        let mut line = rec.to_line();
+        if line.len() > MAX_LINE {
+            // No reader accepts a longer line: keep the event, cut its text.
+            rec.cut_to_fit();
+            line = rec.to_line();
+        }
         self.push_line(st, &rec, line);
         st.tentative.epoch_records += 1;
         st.tentative.epoch_started.get_or_insert_with(Instant::now);
