@@ -853,3 +853,11 @@ fn an_over_long_line_is_damage_for_verify_and_a_torn_tail_at_mount() {
     let rep = verify(&v.audit, &v.key).unwrap();
     assert_eq!(rep.torn_tails.len(), 1);
 }
+
+#[test]
+fn a_new_journal_has_a_sticky_requests_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let v = new_volume();
+    let mode = std::fs::metadata(v.audit.join(REQUESTS_DIR)).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o1730);
+}
