@@ -5,6 +5,7 @@
 
 mod actor;
 mod chain;
+mod checkpoint;
 mod error;
 mod keyfile;
 mod lock;
@@ -22,6 +23,7 @@ mod writer;
 
 pub use actor::{Actor, uid_of, user_name};
 pub use chain::{Hash, line_hash, to_hex};
+pub use checkpoint::Checkpoint;
 pub use error::JournalError;
 pub use keyfile::{AUDITOR_KEY_MAGIC, AuditorKey, SEAL_KEY_FILE, SEAL_KEY_MAGIC};
 pub use lock::{LOCK_FILE, writer_is_live};
@@ -32,8 +34,8 @@ pub use requests::{REQUESTS_DIR, write_request};
 pub use segment::{MAX_LINE, Segment, list_segments, parse_segment_name, segment_name};
 pub use syslog::SyslogOptions;
 pub use verify::{
-    EXIT_CANNOT_VERIFY, EXIT_INCOMPLETE, EXIT_OK, EXIT_TAMPERED, EXIT_WRONG_KEY, Problem, ProblemKind, VerifyError,
-    VerifyReport, verify,
+    EXIT_CANNOT_VERIFY, EXIT_INCOMPLETE, EXIT_OK, EXIT_ROLLED_BACK, EXIT_TAMPERED, EXIT_WRONG_KEY, FUTURE_TOLERANCE,
+    Problem, ProblemKind, VerifyError, VerifyReport, verify, verify_since,
 };
 pub use writer::{
     DEFAULT_EPOCH_DURATION, DEFAULT_EPOCH_RECORDS, DEFAULT_SEGMENT_SIZE, Journal, JournalOptions, SegmentFinished,

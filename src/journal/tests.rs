@@ -861,3 +861,160 @@ fn a_new_journal_has_a_sticky_requests_directory() {
     let mode = std::fs::metadata(v.audit.join(REQUESTS_DIR)).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o1730);
 }
+
+/// A copy of every regular file of the audit directory (not `requests/`).
+fn snapshot(v: &Vol) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&v.audit).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+/// Puts a snapshot back, removing files made since, as root restoring an
+/// older copy of the directory would.
+fn restore(v: &Vol, snap: &[(PathBuf, Vec<u8>)]) {
+    for e in std::fs::read_dir(&v.audit).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() && !snap.iter().any(|(s, _)| *s == p) {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    for (p, data) in snap {
+        std::fs::write(p, data).unwrap();
+    }
+}
+
+fn rolled_back(v: &Vol, since: Checkpoint) -> Problem {
+    match verify_since(&v.audit, &v.key, Some(since)) {
+        Err(e @ VerifyError::Failed(_)) => {
+            assert_eq!(e.exit_code(), EXIT_ROLLED_BACK, "{e}");
+            e.problem().unwrap().clone()
+        }
+        other => panic!("expected a rollback, got {other:?}"),
+    }
+}
+
+#[test]
+fn restoring_an_older_copy_passes_plain_verify_but_not_verify_since_the_checkpoint() {
+    let v = volume_with(3, opts());
+    let rep = verify(&v.audit, &v.key).unwrap();
+    let old_cp = rep.checkpoint.unwrap();
+    assert_eq!(old_cp.seq, rep.last_sealed_seq);
+    assert!(rep.to_string().ends_with(&format!("\ncheckpoint: {old_cp}")), "{rep}");
+    let old = snapshot(&v);
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    for i in 10..15 {
+        j.append(open_ev(i)).unwrap();
+    }
+    j.close().unwrap();
+    let rep = verify_since(&v.audit, &v.key, Some(old_cp)).unwrap();
+    assert_eq!(rep.extends, Some(old_cp));
+    let cp = rep.checkpoint.unwrap();
+    assert!(cp.seq > old_cp.seq);
+    // The checkpoint itself verifies against the journal it came from.
+    verify_since(&v.audit, &v.key, Some(cp)).unwrap();
+
+    restore(&v, &old);
+    // Without a checkpoint nothing is wrong to see: this is the attack.
+    verify(&v.audit, &v.key).unwrap();
+    let pr = rolled_back(&v, cp);
+    assert_eq!(pr.seq, cp.seq);
+    assert!(pr.to_string().contains("before the checkpoint's seq"), "{pr}");
+}
+
+#[test]
+fn a_checkpoint_at_another_record_or_hash_is_a_rollback() {
+    let v = volume_with(3, JournalOptions { epoch_records: 2, ..opts() });
+    let cp = verify(&v.audit, &v.key).unwrap().checkpoint.unwrap();
+    // Same seq, another hash: another history.
+    let pr = rolled_back(&v, Checkpoint { seq: cp.seq, hash: [7u8; 32] });
+    assert!(pr.what.contains("another history"), "{pr}");
+    // A seq that is not a seal.
+    let pr = rolled_back(&v, Checkpoint { seq: cp.seq - 1, hash: cp.hash });
+    assert!(pr.what.contains("not the seal"), "{pr}");
+}
+
+#[test]
+fn cutting_records_up_to_the_checkpoint_is_a_rollback() {
+    // While the daemon runs, the auditor checkpoints a mid-session seal.
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let before = snapshot(&v);
+    j.append(Event::new(EventKind::Mount, actor("root", 0))).unwrap();
+    for i in 0..3 {
+        j.append(open_ev(i)).unwrap();
+    }
+    j.seal().unwrap();
+    j.append(open_ev(9)).unwrap();
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert!(rep.writer_live && rep.unsealed == 1);
+    let cp = rep.checkpoint.unwrap();
+    j.close().unwrap();
+    // Root cuts the whole session and puts back the seal state from before it.
+    restore(&v, &before);
+    let pr = rolled_back(&v, cp);
+    assert_eq!(pr.kind, ProblemKind::RolledBack);
+}
+
+/// Rewrites every record through `f`, then re-chains and re-seals the
+/// journal with the auditor's key, so only what `f` changed differs.
+fn rewrite(v: &Vol, mut f: impl FnMut(&mut Record)) {
+    let p = seg_path(v, 1);
+    let mut tip = chain::Tip::START;
+    let mut out = Vec::new();
+    for raw in read_lines(&p) {
+        let mut r = Record::parse(raw.strip_suffix(b"\n").unwrap()).unwrap();
+        f(&mut r);
+        r.prev = to_hex(&tip.hash);
+        let mut line = if r.event == EventKind::Seal {
+            r.detail.chain = Some(r.prev.clone());
+            r.detail.mac = Some(seal::MAC_PLACEHOLDER.into());
+            let mut l = r.to_line();
+            let k = v.key.k0().evolve_to(r.detail.epoch.unwrap()).unwrap();
+            assert!(seal::fill_mac(&mut l, &k, v.key.journal_id()));
+            l
+        } else {
+            r.to_line()
+        };
+        tip = chain::Tip { seq: r.seq, hash: line_hash(&line) };
+        line.push(b'\n');
+        out.push(line);
+    }
+    write_lines(&p, &out);
+}
+
+#[test]
+fn records_whose_time_goes_backwards_or_lies_in_the_future_are_warned_about() {
+    let v = volume_with(6, opts());
+    assert_eq!(verify(&v.audit, &v.key).unwrap().time_problems, 0);
+    rewrite(&v, |r| match r.seq {
+        4 => r.ts = "2001-01-01T00:00:00.000000000Z".into(),
+        6 => r.ts = "2999-01-01T00:00:00.000000000Z".into(),
+        _ => {}
+    });
+    let rep = verify(&v.audit, &v.key).unwrap();
+    // seq 4 goes back; seq 6 is in the future, and seq 7 goes back from it.
+    assert_eq!(rep.time_problems, 3, "{rep}");
+    let text = rep.to_string();
+    assert!(text.contains("warning: seq 4: time goes backwards: 2001-01-01T00:00:00.000000000Z is before"), "{text}");
+    assert!(text.contains("warning: seq 6: time 2999-01-01T00:00:00.000000000Z is in the future"), "{text}");
+    assert!(text.contains("warning: seq 7: time goes backwards"), "{text}");
+}
+
+#[test]
+fn many_time_problems_are_listed_ten_and_counted() {
+    let v = volume_with(30, opts());
+    rewrite(&v, |r| {
+        if r.seq > 2 {
+            r.ts = format!("2000-01-01T00:00:{:02}.000000000Z", 59 - r.seq.min(59));
+        }
+    });
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert!(rep.time_problems > 20);
+    assert_eq!(rep.warnings.iter().filter(|w| w.contains("time goes backwards")).count(), 10);
+    assert!(rep.warnings.iter().any(|w| w.contains("more record(s) with a time")), "{rep}");
+}
