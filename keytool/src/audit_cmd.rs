@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callvault::journal::{
-    Actor, AuditorKey, Detail, Event, EventKind, Filter, Format, Journal, JournalError, JournalOptions, Lines, Outcome,
+    Actor, AuditorKey, Checkpoint, Detail, Event, EventKind, Filter, Format, Journal, JournalError, JournalOptions, Lines, Outcome,
     Record, Tail, VerifyError, VerifyReport, init_journal, render_header, render_record, write_request,
 };
 
@@ -56,6 +56,18 @@ pub fn filter_from_args(
     since: Option<&str>,
     until: Option<&str>,
 ) -> Result<Filter, String> {
+    filter_with_outcome(user, path, event, None, since, until)
+}
+
+/// [`filter_from_args`] with `--outcome` too.
+pub fn filter_with_outcome(
+    user: Option<&str>,
+    path: Option<&str>,
+    event: Option<&str>,
+    outcome: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<Filter, String> {
     let mut f = Filter::new();
     if let Some(u) = user {
         f = f.user(u);
@@ -65,6 +77,9 @@ pub fn filter_from_args(
     }
     if let Some(e) = event {
         f = f.event(e)?;
+    }
+    if let Some(o) = outcome {
+        f = f.outcome(o)?;
     }
     if let Some(s) = since {
         f = f.since(s)?;
@@ -109,8 +124,19 @@ pub fn show(volume: &Path, filter: &Filter, format: Format, out: &mut dyn Write)
 /// `Display` of the error is one line naming the first bad seq and what is
 /// wrong; `VerifyError::exit_code` gives the process status.
 pub fn verify(volume: &Path, key_file: &Path) -> Result<VerifyReport, VerifyError> {
+    verify_since(volume, key_file, None)
+}
+
+/// Parses a `--since` checkpoint token; the message is for a usage error.
+pub fn parse_checkpoint(token: &str) -> Result<Checkpoint, String> {
+    token.parse::<Checkpoint>().map_err(|e| format!("--since: {e}"))
+}
+
+/// [`verify`], also proving the journal extends `since` (see
+/// `callvault::journal::verify_since`).
+pub fn verify_since(volume: &Path, key_file: &Path, since: Option<Checkpoint>) -> Result<VerifyReport, VerifyError> {
     let key = AuditorKey::read_from(key_file).map_err(VerifyError::BadKeyFile)?;
-    let result = callvault::journal::verify(&audit_dir(volume), &key);
+    let result = callvault::journal::verify_since(&audit_dir(volume), &key, since);
     let recorded = record_read(volume, "verify");
     match (result, recorded) {
         (Ok(report), Ok(())) => Ok(report),
@@ -356,6 +382,48 @@ mod tests {
         let e = verify(&vol, &key).unwrap_err();
         assert_eq!(e.problem().unwrap().kind, ProblemKind::Missing);
         assert!(e.to_string().contains(&format!("seq {seq}: missing")), "{e}");
+    }
+
+    #[test]
+    fn verify_prints_a_checkpoint_that_a_restored_copy_does_not_extend() {
+        use callvault::journal::EXIT_ROLLED_BACK;
+        let (_t, vol, key) = scenario();
+        let old = tempfile::tempdir().unwrap();
+        let copy = |from: &Path, to: &Path| {
+            for e in std::fs::read_dir(from).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_file() {
+                    std::fs::write(to.join(p.file_name().unwrap()), std::fs::read(&p).unwrap()).unwrap();
+                }
+            }
+        };
+        copy(&audit_dir(&vol), old.path());
+        record_event(&vol, key_admin_event("add-keyslot", Some(1), Outcome::Ok)).unwrap();
+        let rep = verify(&vol, &key).unwrap();
+        let line = rep.to_string().lines().last().unwrap().to_string();
+        let token = line.strip_prefix("checkpoint: ").unwrap().to_string();
+        assert!(token.starts_with("cv1-") && !token.contains(' '), "{line}");
+        let cp = parse_checkpoint(&token).unwrap();
+        verify_since(&vol, &key, Some(cp)).unwrap();
+        for e in std::fs::read_dir(audit_dir(&vol)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        copy(old.path(), &audit_dir(&vol));
+        let e = verify_since(&vol, &key, Some(cp)).unwrap_err();
+        assert_eq!(e.exit_code(), EXIT_ROLLED_BACK, "{e}");
+        assert!(parse_checkpoint("cv1-12-nothex").unwrap_err().starts_with("--since: checkpoint"));
+    }
+
+    #[test]
+    fn outcome_filter_is_parsed_and_checked() {
+        let (_t, vol, _key) = scenario();
+        let f = filter_with_outcome(None, None, None, Some("error"), None, None).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(show(&vol, &f, Format::Csv, &mut out).unwrap(), 1);
+        assert!(filter_with_outcome(None, None, None, Some("bad"), None, None).is_err());
     }
 
     #[test]
