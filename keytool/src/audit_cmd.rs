@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callvault::journal::{
-    Actor, AuditorKey, Checkpoint, Detail, Event, EventKind, Filter, Format, Journal, JournalError, JournalOptions, Lines, Outcome,
-    Record, Tail, VerifyError, VerifyReport, init_journal, render_header, render_record, write_request,
+    Actor, AuditorKey, Checkpoint, Detail, Event, EventKind, Filter, Format, Journal, JournalError, JournalOptions,
+    Lines, Outcome, Record, Tail, VerifyError, VerifyReport, init_journal, render_header, render_record, write_request,
 };
 
 /// The journal directory of a volume.

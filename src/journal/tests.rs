@@ -1018,3 +1018,23 @@ fn many_time_problems_are_listed_ten_and_counted() {
     assert_eq!(rep.warnings.iter().filter(|w| w.contains("time goes backwards")).count(), 10);
     assert!(rep.warnings.iter().any(|w| w.contains("more record(s) with a time")), "{rep}");
 }
+
+#[test]
+fn intent_and_interrupted_records_verify_and_read_back() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let i = j.append(Event::new(EventKind::Unlink, actor("alice", 1000)).outcome(Outcome::Intent).path("/a")).unwrap();
+    j.append(
+        Event::new(EventKind::Unlink, actor("alice", 1000)).outcome(Outcome::Interrupted).path("/a").detail(Detail {
+            intent: Some(i),
+            found: Some("absent".into()),
+            ..Detail::default()
+        }),
+    )
+    .unwrap();
+    j.close().unwrap();
+    verify(&v.audit, &v.key).unwrap();
+    let all: Vec<Record> = records(&v.audit).unwrap().map(|r| r.unwrap()).collect();
+    let got: Vec<&str> = all.iter().filter(|r| r.event == EventKind::Unlink).map(|r| r.outcome.as_str()).collect();
+    assert_eq!(got, ["intent", "interrupted"]);
+}
