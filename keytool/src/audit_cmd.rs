@@ -48,18 +48,7 @@ pub fn init_audit(volume: &Path, key_file: &Path) -> Result<String, String> {
 }
 
 /// Builds a filter from the command-line options (`--user`, `--path`,
-/// `--event`, `--since`, `--until`); the message names the bad option.
-pub fn filter_from_args(
-    user: Option<&str>,
-    path: Option<&str>,
-    event: Option<&str>,
-    since: Option<&str>,
-    until: Option<&str>,
-) -> Result<Filter, String> {
-    filter_with_outcome(user, path, event, None, since, until)
-}
-
-/// [`filter_from_args`] with `--outcome` too.
+/// `--event`, `--outcome`, `--since`, `--until`); the message names the bad option.
 pub fn filter_with_outcome(
     user: Option<&str>,
     path: Option<&str>,
@@ -120,20 +109,16 @@ pub fn show(volume: &Path, filter: &Filter, format: Format, out: &mut dyn Write)
     Ok(shown)
 }
 
-/// Verifies the journal with the auditor key, then records the read.
-/// `Display` of the error is one line naming the first bad seq and what is
-/// wrong; `VerifyError::exit_code` gives the process status.
-pub fn verify(volume: &Path, key_file: &Path) -> Result<VerifyReport, VerifyError> {
-    verify_since(volume, key_file, None)
-}
-
 /// Parses a `--since` checkpoint token; the message is for a usage error.
 pub fn parse_checkpoint(token: &str) -> Result<Checkpoint, String> {
     token.parse::<Checkpoint>().map_err(|e| format!("--since: {e}"))
 }
 
-/// [`verify`], also proving the journal extends `since` (see
-/// `callvault::journal::verify_since`).
+/// Verifies the journal with the auditor key, then records the read; with
+/// `since`, also proves the journal extends that checkpoint (see
+/// `callvault::journal::verify_since`). `Display` of the error is one line
+/// naming the first bad seq and what is wrong; `VerifyError::exit_code`
+/// gives the process status.
 pub fn verify_since(volume: &Path, key_file: &Path, since: Option<Checkpoint>) -> Result<VerifyReport, VerifyError> {
     let key = AuditorKey::read_from(key_file).map_err(VerifyError::BadKeyFile)?;
     let result = callvault::journal::verify_since(&audit_dir(volume), &key, since);
@@ -310,7 +295,7 @@ mod tests {
     #[test]
     fn show_by_path_as_json_lists_the_open_close_and_denied_open() {
         let (_t, vol, _key) = scenario();
-        let f = filter_from_args(None, Some("/team-a/c1.wav"), None, None, None).unwrap();
+        let f = filter_with_outcome(None, Some("/team-a/c1.wav"), None, None, None, None).unwrap();
         let mut out = Vec::new();
         assert_eq!(show(&vol, &f, Format::Json, &mut out).unwrap(), 3);
         let text = String::from_utf8(out).unwrap();
@@ -341,26 +326,27 @@ mod tests {
     #[test]
     fn show_table_and_csv_have_headers_and_filters_combine() {
         let (_t, vol, _key) = scenario();
-        let f = filter_from_args(Some("alice"), Some("/team-a/*"), Some("open"), Some("2000-01-01"), None).unwrap();
+        let f = filter_with_outcome(Some("alice"), Some("/team-a/*"), Some("open"), None, Some("2000-01-01"), None)
+            .unwrap();
         let mut out = Vec::new();
         assert_eq!(show(&vol, &f, Format::Table, &mut out).unwrap(), 2);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("SEQ "), "{text}");
         assert!(text.contains("alice(1000)"), "{text}");
         let mut out = Vec::new();
-        let f = filter_from_args(Some("1001"), None, None, None, None).unwrap();
+        let f = filter_with_outcome(Some("1001"), None, None, None, None, None).unwrap();
         assert_eq!(show(&vol, &f, Format::Csv, &mut out).unwrap(), 1);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("seq,ts,event,outcome,uid,user"), "{text}");
         assert!(text.contains(",denied,EACCES,1001,bob,"), "{text}");
-        assert!(filter_from_args(None, None, Some("opened"), None, None).is_err());
-        assert!(filter_from_args(None, None, None, Some("last tuesday"), None).is_err());
+        assert!(filter_with_outcome(None, None, Some("opened"), None, None, None).is_err());
+        assert!(filter_with_outcome(None, None, None, None, Some("last tuesday"), None).is_err());
     }
 
     #[test]
     fn verify_passes_then_names_a_flipped_byte_and_a_deleted_line() {
         let (_t, vol, key) = scenario();
-        let rep = verify(&vol, &key).unwrap();
+        let rep = verify_since(&vol, &key, None).unwrap();
         assert!(rep.records > 5);
         let seg = audit_dir(&vol).join(segment_name(1));
         let orig = std::fs::read(&seg).unwrap();
@@ -372,14 +358,14 @@ mod tests {
         let mut flipped = orig.clone();
         flipped[off] = b'9';
         std::fs::write(&seg, &flipped).unwrap();
-        let e = verify(&vol, &key).unwrap_err();
+        let e = verify_since(&vol, &key, None).unwrap_err();
         assert_eq!(e.exit_code(), EXIT_TAMPERED);
         assert!(e.to_string().contains(&format!("seq {seq}: changed")), "{e}");
         assert!(!e.to_string().contains('\n'));
         // Delete that line instead.
         let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != line_no).map(|(_, l)| l).collect();
         std::fs::write(&seg, kept.join("\n") + "\n").unwrap();
-        let e = verify(&vol, &key).unwrap_err();
+        let e = verify_since(&vol, &key, None).unwrap_err();
         assert_eq!(e.problem().unwrap().kind, ProblemKind::Missing);
         assert!(e.to_string().contains(&format!("seq {seq}: missing")), "{e}");
     }
@@ -399,7 +385,7 @@ mod tests {
         };
         copy(&audit_dir(&vol), old.path());
         record_event(&vol, key_admin_event("add-keyslot", Some(1), Outcome::Ok)).unwrap();
-        let rep = verify(&vol, &key).unwrap();
+        let rep = verify_since(&vol, &key, None).unwrap();
         let line = rep.to_string().lines().last().unwrap().to_string();
         let token = line.strip_prefix("checkpoint: ").unwrap().to_string();
         assert!(token.starts_with("cv1-") && !token.contains(' '), "{line}");
@@ -430,9 +416,9 @@ mod tests {
     fn verify_with_another_journals_key_is_a_key_error() {
         let (_t, vol, _key) = scenario();
         let (_t2, _vol2, key2) = scenario();
-        let e = verify(&vol, &key2).unwrap_err();
+        let e = verify_since(&vol, &key2, None).unwrap_err();
         assert_eq!(e.exit_code(), EXIT_WRONG_KEY);
-        let e = verify(&vol, Path::new("/nonexistent/key")).unwrap_err();
+        let e = verify_since(&vol, Path::new("/nonexistent/key"), None).unwrap_err();
         assert_eq!(e.exit_code(), EXIT_WRONG_KEY);
     }
 
@@ -444,7 +430,7 @@ mod tests {
             JournalOptions { epoch_duration: Duration::from_millis(40), ..JournalOptions::default() },
         )
         .unwrap();
-        let rep = verify(&vol, &key).unwrap();
+        let rep = verify_since(&vol, &key, None).unwrap();
         assert!(rep.writer_live);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while audit_reads(&vol) < 1 {
@@ -452,7 +438,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         daemon.close().unwrap();
-        verify(&vol, &key).unwrap();
+        verify_since(&vol, &key, None).unwrap();
     }
 
     #[test]
@@ -476,7 +462,7 @@ mod tests {
                 stop.store(true, Ordering::SeqCst);
             })
         };
-        let f = filter_from_args(Some("carol"), None, None, None, None).unwrap();
+        let f = filter_with_outcome(Some("carol"), None, None, None, None, None).unwrap();
         let mut out = Vec::new();
         let n = follow(&vol, &f, Format::Json, &mut out, &|| stop.load(Ordering::SeqCst)).unwrap();
         writer.join().unwrap();
@@ -494,6 +480,6 @@ mod tests {
             .find(|r| r.event == EventKind::KeyAdmin)
             .unwrap();
         assert_eq!((r.detail.action.as_deref(), r.detail.slot), (Some("add-keyslot"), Some(1)));
-        verify(&vol, &key).unwrap();
+        verify_since(&vol, &key, None).unwrap();
     }
 }
