@@ -6,8 +6,6 @@
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::MetadataExt;
 
-use nix::unistd::User;
-
 /// The process behind an event. Fields that could not be read (the process
 /// exited, `/proc` is hidden) are `None` rather than guessed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +153,8 @@ pub fn user_name(uid: u32) -> Option<String> {
 /// The uid of a user name from the user database (getpwnam_r through NSS),
 /// or `None`.
 pub fn uid_of(name: &str) -> Option<u32> {
-    User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+    use crate::policy::IdResolver;
+    crate::policy::SystemIds.uid(name)
 }
 
 /// Fewest and most digits of a card number (ISO/IEC 7812).
