@@ -154,8 +154,10 @@ fn read_request(path: &Path) -> Option<Event> {
     if !accepted_by_request(ev.kind) {
         return None;
     }
-    // Whoever wrote the file is who asked; the actor inside is a claim.
+    // Whoever wrote the file is who asked; the actor inside is a claim,
+    // written by any group member: its command line is masked here too.
     ev.detail.requested_by_uid = Some(meta.uid());
+    ev.actor.cmdline = ev.actor.cmdline.map(|c| super::actor::mask_pans(&c));
     Some(ev)
 }
 
@@ -177,6 +179,16 @@ mod tests {
         assert_eq!(p[0].event.path.as_deref(), Some("/x"));
         assert!(p[0].event.detail.requested_by_uid.is_some());
         assert!(dir.path().join(REQUESTS_DIR).join("zz.json.rejected").exists());
+    }
+
+    #[test]
+    fn card_numbers_in_a_requested_actor_are_masked() {
+        let (dir, _r) = req_dir();
+        let mut a = Actor::current_process();
+        a.cmdline = Some(vec!["x".into(), "4111111111111111".into()]);
+        write_request(dir.path(), &Event::new(EventKind::AuditRead, a)).unwrap();
+        let p = pending(dir.path());
+        assert_eq!(p[0].event.actor.cmdline.as_deref().unwrap(), ["x", "************1111"]);
     }
 
     fn req_dir() -> (tempfile::TempDir, PathBuf) {
