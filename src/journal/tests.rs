@@ -1038,3 +1038,29 @@ fn intent_and_interrupted_records_verify_and_read_back() {
     let got: Vec<&str> = all.iter().filter(|r| r.event == EventKind::Unlink).map(|r| r.outcome.as_str()).collect();
     assert_eq!(got, ["intent", "interrupted"]);
 }
+
+#[test]
+fn verify_warns_about_intents_without_outcome_once_the_writer_stopped() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let done =
+        j.append(Event::new(EventKind::Unlink, actor("alice", 1000)).outcome(Outcome::Intent).path("/a")).unwrap();
+    j.append(
+        Event::new(EventKind::Unlink, actor("alice", 1000))
+            .path("/a")
+            .detail(Detail { intent: Some(done), ..Detail::default() }),
+    )
+    .unwrap();
+    let cut =
+        j.append(Event::new(EventKind::Rename, actor("alice", 1000)).outcome(Outcome::Intent).path("/b")).unwrap();
+    // In flight while the writer runs: no warning.
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert_eq!(rep.open_intents, 1);
+    assert!(!rep.warnings.iter().any(|w| w.contains("intent")), "{rep}");
+    j.close().unwrap();
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert!(
+        rep.warnings.iter().any(|w| w.starts_with(&format!("1 intent record(s) have no outcome (seq {cut} (rename))"))),
+        "{rep}"
+    );
+}

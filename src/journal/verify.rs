@@ -199,6 +199,9 @@ pub struct VerifyReport {
     /// Records whose time goes backwards, lies more than
     /// [`FUTURE_TOLERANCE`] ahead of the verifier's clock, or does not parse.
     pub time_problems: u64,
+    /// `intent` records no later record names in `detail.intent` (counted
+    /// up to [`super::MAX_DANGLING`]); a warning when no writer runs.
+    pub open_intents: u64,
     /// The last verified seal, to keep off the machine and pass to a later
     /// `verify --since`.
     pub checkpoint: Option<Checkpoint>,
@@ -303,6 +306,8 @@ struct Walk<'k> {
     latest_ok: UnixNanos,
     time_problems: u64,
     time_notes: Vec<String>,
+    /// Intents without an outcome so far: seq -> kind (bounded).
+    open_intents: std::collections::BTreeMap<u64, EventKind>,
     torn_tails: Vec<u64>,
     /// (first missing segment number, last missing, the segment after the gap).
     segment_gaps: Vec<(u64, u64, u64)>,
@@ -359,6 +364,7 @@ pub fn verify_since(
         latest_ok: unix_nanos(std::time::SystemTime::now()) + FUTURE_TOLERANCE.as_nanos() as i128,
         time_problems: 0,
         time_notes: Vec::new(),
+        open_intents: std::collections::BTreeMap::new(),
         torn_tails: Vec::new(),
         segment_gaps: gaps(&segments),
     };
@@ -438,12 +444,24 @@ pub fn verify_since(
         writer_live,
         torn_tails: walk.torn_tails.clone(),
         time_problems: walk.time_problems,
+        open_intents: walk.open_intents.len() as u64,
         checkpoint: (walk.last_seal_seq > 0)
             .then_some(Checkpoint { seq: walk.last_seal_seq, hash: walk.last_seal_hash }),
         extends: since,
         ..VerifyReport::default()
     };
     report.warnings.append(&mut walk.time_notes);
+    if !writer_live && !walk.open_intents.is_empty() {
+        let first: Vec<String> =
+            walk.open_intents.iter().take(5).map(|(seq, kind)| format!("seq {seq} ({kind})")).collect();
+        report.warnings.push(format!(
+            "{} intent record(s) have no outcome ({}{}): the daemon stopped before reporting them; the next mount \
+             records them as interrupted",
+            walk.open_intents.len(),
+            first.join(", "),
+            if walk.open_intents.len() > first.len() { ", ..." } else { "" }
+        ));
+    }
     if walk.time_problems > MAX_TIME_NOTES as u64 {
         report.warnings.push(format!(
             "{} more record(s) with a time going backwards or in the future",
@@ -618,6 +636,13 @@ impl Walk<'_> {
             self.since_seen = true;
         }
         self.check_time(seq, &rec.ts);
+        if rec.outcome == super::record::Outcome::Intent {
+            if self.open_intents.len() < super::intents::MAX_DANGLING {
+                self.open_intents.insert(seq, rec.event);
+            }
+        } else if let Some(i) = rec.detail.intent {
+            self.open_intents.remove(&i);
+        }
         if rec.event == EventKind::TornTail {
             self.torn_tails.push(seq);
         }
