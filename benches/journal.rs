@@ -17,6 +17,7 @@ fn person(name: &str, uid: u32, pid: u32) -> Actor {
         pid,
         exe: Some("/usr/bin/play".into()),
         cmdline: Some(vec!["play".into(), "call.wav".into()]),
+        ..Actor::default()
     }
 }
 

@@ -41,6 +41,10 @@ pub const AUDIT_INCOMPLETE: u8 = 22;
 pub const AUDIT_WRONG_KEY: u8 = 23;
 /// The audit journal cannot be opened or written.
 pub const AUDIT_UNAVAILABLE: u8 = 24;
+/// `audit verify --since TOKEN`: the journal does not extend the
+/// checkpointed one (it ends before the checkpoint's seq, or holds another
+/// record there): restored from an older copy, or cut.
+pub const AUDIT_ROLLED_BACK: u8 = 25;
 
 /// The exit code for a library error.
 pub fn for_error(e: &Error) -> u8 {

@@ -433,3 +433,84 @@ fn failed_unlocks_and_policy_reloads_are_recorded() {
     assert_eq!(reloads[0]["detail"]["policy_sha256"].as_str().map(str::len), Some(64));
     assert_eq!(field(reloads[1], "outcome"), "EINVAL");
 }
+
+/// Every regular file of `from` copied into `to` (a root's backup of the
+/// audit directory: segments and seal state).
+fn copy_files(from: &std::path::Path, to: &std::path::Path) {
+    for e in fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// Restoring an older copy of the whole audit directory passes a plain
+/// verify (consistent in itself), but not `verify --since` the checkpoint
+/// printed before the restore: exit 25. A malformed token is a usage error.
+#[test]
+fn restoring_an_older_audit_directory_fails_verify_since_the_checkpoint() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    fs::write(m.p("c1.wav"), pattern(1, 100)).unwrap();
+    assert!(m.unmount().success());
+    let audit = vol.path.join("audit");
+    let backup = tempfile::tempdir().unwrap();
+    copy_files(&audit, backup.path());
+
+    let m = vol.mount();
+    fs::write(m.p("c2.wav"), pattern(2, 100)).unwrap();
+    assert_eq!(fs::read(m.p("c1.wav")).unwrap(), pattern(1, 100));
+    assert!(m.unmount().success());
+    let out = verify(&vol);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().strip_prefix("checkpoint: ").expect(&stdout).to_string();
+    assert!(token.starts_with("cv1-") && !token.contains(char::is_whitespace), "{token}");
+    let out = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}", "--since", &token]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("extends checkpoint {token}")));
+
+    // Root puts the old copy back: segments and seal.key.
+    for e in fs::read_dir(&audit).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            fs::remove_file(p).unwrap();
+        }
+    }
+    copy_files(backup.path(), &audit);
+    assert!(verify(&vol).status.success(), "a plain verify cannot see the rollback");
+    let out = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}", "--since", &token]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(callvault::exitcode::AUDIT_ROLLED_BACK as i32), "{err}");
+    assert!(err.contains("rolled back") && err.contains("before the checkpoint's seq"), "{err}");
+
+    for bad in ["cv1-12", "cv2-3-00", "nonsense", &token.replace("cv1-", "cv1-0")] {
+        let out = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}", "--since", bad]);
+        assert_eq!(out.status.code(), Some(callvault::exitcode::USAGE as i32), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("malformed"), "{bad}");
+    }
+}
+
+/// A card number typed on a command line reaches the journal masked; the
+/// path the command wrote stays exact.
+#[test]
+fn card_numbers_on_command_lines_are_masked_in_the_journal() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    let f = m.p("card-4111111111111111.txt");
+    let out = Command::new("sh")
+        .args(["-c", "echo 4111111111111111 > \"$1\"; : --card=5500-0000-0000-0004", "sh", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(m.unmount().success());
+    let recs = records(&vol, &["--path", "/card-4111111111111111.txt"]);
+    assert!(!recs.is_empty());
+    for r in &recs {
+        let cmd = r["cmdline"].to_string();
+        assert!(!cmd.contains("4111111111111111") && !cmd.contains("5500-0000"), "{cmd}");
+        assert!(cmd.contains("************1111") && cmd.contains("****-****-****-0004"), "{cmd}");
+        assert_eq!(field(r, "path"), "/card-4111111111111111.txt");
+    }
+}

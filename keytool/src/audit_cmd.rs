@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callvault::journal::{
-    Actor, AuditorKey, Detail, Event, EventKind, Filter, Format, Journal, JournalError, JournalOptions, Lines, Outcome,
-    Record, Tail, VerifyError, VerifyReport, init_journal, render_header, render_record, write_request,
+    Actor, AuditorKey, Checkpoint, Detail, Event, EventKind, Filter, Format, Journal, JournalError, JournalOptions,
+    Lines, Outcome, Record, Tail, VerifyError, VerifyReport, init_journal, render_header, render_record, write_request,
 };
 
 /// The journal directory of a volume.
@@ -48,11 +48,12 @@ pub fn init_audit(volume: &Path, key_file: &Path) -> Result<String, String> {
 }
 
 /// Builds a filter from the command-line options (`--user`, `--path`,
-/// `--event`, `--since`, `--until`); the message names the bad option.
-pub fn filter_from_args(
+/// `--event`, `--outcome`, `--since`, `--until`); the message names the bad option.
+pub fn filter_with_outcome(
     user: Option<&str>,
     path: Option<&str>,
     event: Option<&str>,
+    outcome: Option<&str>,
     since: Option<&str>,
     until: Option<&str>,
 ) -> Result<Filter, String> {
@@ -65,6 +66,9 @@ pub fn filter_from_args(
     }
     if let Some(e) = event {
         f = f.event(e)?;
+    }
+    if let Some(o) = outcome {
+        f = f.outcome(o)?;
     }
     if let Some(s) = since {
         f = f.since(s)?;
@@ -105,12 +109,19 @@ pub fn show(volume: &Path, filter: &Filter, format: Format, out: &mut dyn Write)
     Ok(shown)
 }
 
-/// Verifies the journal with the auditor key, then records the read.
-/// `Display` of the error is one line naming the first bad seq and what is
-/// wrong; `VerifyError::exit_code` gives the process status.
-pub fn verify(volume: &Path, key_file: &Path) -> Result<VerifyReport, VerifyError> {
+/// Parses a `--since` checkpoint token; the message is for a usage error.
+pub fn parse_checkpoint(token: &str) -> Result<Checkpoint, String> {
+    token.parse::<Checkpoint>().map_err(|e| format!("--since: {e}"))
+}
+
+/// Verifies the journal with the auditor key, then records the read; with
+/// `since`, also proves the journal extends that checkpoint (see
+/// `callvault::journal::verify_since`). `Display` of the error is one line
+/// naming the first bad seq and what is wrong; `VerifyError::exit_code`
+/// gives the process status.
+pub fn verify_since(volume: &Path, key_file: &Path, since: Option<Checkpoint>) -> Result<VerifyReport, VerifyError> {
     let key = AuditorKey::read_from(key_file).map_err(VerifyError::BadKeyFile)?;
-    let result = callvault::journal::verify(&audit_dir(volume), &key);
+    let result = callvault::journal::verify_since(&audit_dir(volume), &key, since);
     let recorded = record_read(volume, "verify");
     match (result, recorded) {
         (Ok(report), Ok(())) => Ok(report),
@@ -217,6 +228,7 @@ mod tests {
             pid,
             exe: Some("/usr/bin/play".into()),
             cmdline: Some(vec!["play".into(), "/mnt/calls/team-a/c1.wav".into()]),
+            ..Actor::default()
         }
     }
 
@@ -283,7 +295,7 @@ mod tests {
     #[test]
     fn show_by_path_as_json_lists_the_open_close_and_denied_open() {
         let (_t, vol, _key) = scenario();
-        let f = filter_from_args(None, Some("/team-a/c1.wav"), None, None, None).unwrap();
+        let f = filter_with_outcome(None, Some("/team-a/c1.wav"), None, None, None, None).unwrap();
         let mut out = Vec::new();
         assert_eq!(show(&vol, &f, Format::Json, &mut out).unwrap(), 3);
         let text = String::from_utf8(out).unwrap();
@@ -314,26 +326,27 @@ mod tests {
     #[test]
     fn show_table_and_csv_have_headers_and_filters_combine() {
         let (_t, vol, _key) = scenario();
-        let f = filter_from_args(Some("alice"), Some("/team-a/*"), Some("open"), Some("2000-01-01"), None).unwrap();
+        let f = filter_with_outcome(Some("alice"), Some("/team-a/*"), Some("open"), None, Some("2000-01-01"), None)
+            .unwrap();
         let mut out = Vec::new();
         assert_eq!(show(&vol, &f, Format::Table, &mut out).unwrap(), 2);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("SEQ "), "{text}");
         assert!(text.contains("alice(1000)"), "{text}");
         let mut out = Vec::new();
-        let f = filter_from_args(Some("1001"), None, None, None, None).unwrap();
+        let f = filter_with_outcome(Some("1001"), None, None, None, None, None).unwrap();
         assert_eq!(show(&vol, &f, Format::Csv, &mut out).unwrap(), 1);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("seq,ts,event,outcome,uid,user"), "{text}");
         assert!(text.contains(",denied,EACCES,1001,bob,"), "{text}");
-        assert!(filter_from_args(None, None, Some("opened"), None, None).is_err());
-        assert!(filter_from_args(None, None, None, Some("last tuesday"), None).is_err());
+        assert!(filter_with_outcome(None, None, Some("opened"), None, None, None).is_err());
+        assert!(filter_with_outcome(None, None, None, None, Some("last tuesday"), None).is_err());
     }
 
     #[test]
     fn verify_passes_then_names_a_flipped_byte_and_a_deleted_line() {
         let (_t, vol, key) = scenario();
-        let rep = verify(&vol, &key).unwrap();
+        let rep = verify_since(&vol, &key, None).unwrap();
         assert!(rep.records > 5);
         let seg = audit_dir(&vol).join(segment_name(1));
         let orig = std::fs::read(&seg).unwrap();
@@ -345,25 +358,67 @@ mod tests {
         let mut flipped = orig.clone();
         flipped[off] = b'9';
         std::fs::write(&seg, &flipped).unwrap();
-        let e = verify(&vol, &key).unwrap_err();
+        let e = verify_since(&vol, &key, None).unwrap_err();
         assert_eq!(e.exit_code(), EXIT_TAMPERED);
         assert!(e.to_string().contains(&format!("seq {seq}: changed")), "{e}");
         assert!(!e.to_string().contains('\n'));
         // Delete that line instead.
         let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != line_no).map(|(_, l)| l).collect();
         std::fs::write(&seg, kept.join("\n") + "\n").unwrap();
-        let e = verify(&vol, &key).unwrap_err();
+        let e = verify_since(&vol, &key, None).unwrap_err();
         assert_eq!(e.problem().unwrap().kind, ProblemKind::Missing);
         assert!(e.to_string().contains(&format!("seq {seq}: missing")), "{e}");
+    }
+
+    #[test]
+    fn verify_prints_a_checkpoint_that_a_restored_copy_does_not_extend() {
+        use callvault::journal::EXIT_ROLLED_BACK;
+        let (_t, vol, key) = scenario();
+        let old = tempfile::tempdir().unwrap();
+        let copy = |from: &Path, to: &Path| {
+            for e in std::fs::read_dir(from).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_file() {
+                    std::fs::write(to.join(p.file_name().unwrap()), std::fs::read(&p).unwrap()).unwrap();
+                }
+            }
+        };
+        copy(&audit_dir(&vol), old.path());
+        record_event(&vol, key_admin_event("add-keyslot", Some(1), Outcome::Ok)).unwrap();
+        let rep = verify_since(&vol, &key, None).unwrap();
+        let line = rep.to_string().lines().last().unwrap().to_string();
+        let token = line.strip_prefix("checkpoint: ").unwrap().to_string();
+        assert!(token.starts_with("cv1-") && !token.contains(' '), "{line}");
+        let cp = parse_checkpoint(&token).unwrap();
+        verify_since(&vol, &key, Some(cp)).unwrap();
+        for e in std::fs::read_dir(audit_dir(&vol)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        copy(old.path(), &audit_dir(&vol));
+        let e = verify_since(&vol, &key, Some(cp)).unwrap_err();
+        assert_eq!(e.exit_code(), EXIT_ROLLED_BACK, "{e}");
+        assert!(parse_checkpoint("cv1-12-nothex").unwrap_err().starts_with("--since: checkpoint"));
+    }
+
+    #[test]
+    fn outcome_filter_is_parsed_and_checked() {
+        let (_t, vol, _key) = scenario();
+        let f = filter_with_outcome(None, None, None, Some("error"), None, None).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(show(&vol, &f, Format::Csv, &mut out).unwrap(), 1);
+        assert!(filter_with_outcome(None, None, None, Some("bad"), None, None).is_err());
     }
 
     #[test]
     fn verify_with_another_journals_key_is_a_key_error() {
         let (_t, vol, _key) = scenario();
         let (_t2, _vol2, key2) = scenario();
-        let e = verify(&vol, &key2).unwrap_err();
+        let e = verify_since(&vol, &key2, None).unwrap_err();
         assert_eq!(e.exit_code(), EXIT_WRONG_KEY);
-        let e = verify(&vol, Path::new("/nonexistent/key")).unwrap_err();
+        let e = verify_since(&vol, Path::new("/nonexistent/key"), None).unwrap_err();
         assert_eq!(e.exit_code(), EXIT_WRONG_KEY);
     }
 
@@ -375,7 +430,7 @@ mod tests {
             JournalOptions { epoch_duration: Duration::from_millis(40), ..JournalOptions::default() },
         )
         .unwrap();
-        let rep = verify(&vol, &key).unwrap();
+        let rep = verify_since(&vol, &key, None).unwrap();
         assert!(rep.writer_live);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while audit_reads(&vol) < 1 {
@@ -383,7 +438,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         daemon.close().unwrap();
-        verify(&vol, &key).unwrap();
+        verify_since(&vol, &key, None).unwrap();
     }
 
     #[test]
@@ -407,7 +462,7 @@ mod tests {
                 stop.store(true, Ordering::SeqCst);
             })
         };
-        let f = filter_from_args(Some("carol"), None, None, None, None).unwrap();
+        let f = filter_with_outcome(Some("carol"), None, None, None, None, None).unwrap();
         let mut out = Vec::new();
         let n = follow(&vol, &f, Format::Json, &mut out, &|| stop.load(Ordering::SeqCst)).unwrap();
         writer.join().unwrap();
@@ -425,6 +480,6 @@ mod tests {
             .find(|r| r.event == EventKind::KeyAdmin)
             .unwrap();
         assert_eq!((r.detail.action.as_deref(), r.detail.slot), (Some("add-keyslot"), Some(1)));
-        verify(&vol, &key).unwrap();
+        verify_since(&vol, &key, None).unwrap();
     }
 }

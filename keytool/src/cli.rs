@@ -84,6 +84,10 @@ pub struct AuditFilterArgs {
     /// Only records of this event (open, close, create, denied, ...).
     #[arg(long)]
     pub event: Option<String>,
+    /// Only records with this outcome: ok, intent, interrupted, error (any
+    /// errno) or an errno name such as EACCES.
+    #[arg(long)]
+    pub outcome: Option<String>,
     /// Only records at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -103,11 +107,16 @@ pub enum AuditCommand {
         #[command(flatten)]
         filter: AuditFilterArgs,
     },
-    /// Check every record and seal with the auditor's key.
+    /// Check every record and seal with the auditor's key; prints
+    /// `checkpoint: TOKEN` to keep off the machine.
     Verify {
         volume: PathBuf,
         #[arg(long, value_name = "FILE")]
         audit_key_file: PathBuf,
+        /// Also prove the journal extends this checkpoint (a TOKEN printed
+        /// by an earlier verify): exit 25 if it was rolled back or cut.
+        #[arg(long, value_name = "TOKEN")]
+        since: Option<String>,
     },
     /// Print new records as they arrive, until interrupted.
     Follow {

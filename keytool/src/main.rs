@@ -13,10 +13,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn filter(a: &cli::AuditFilterArgs) -> Result<callvault::journal::Filter, error::Failure> {
-    audit_cmd::filter_from_args(
+    audit_cmd::filter_with_outcome(
         a.user.as_deref(),
         a.path.as_deref(),
         a.event.as_deref(),
+        a.outcome.as_deref(),
         a.since.as_deref(),
         a.until.as_deref(),
     )
@@ -49,13 +50,19 @@ fn audit(cmd: &cli::AuditCommand) -> ExitCode {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
-        cli::AuditCommand::Verify { volume, audit_key_file } => match audit_cmd::verify(volume, audit_key_file) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
+        cli::AuditCommand::Verify { volume, audit_key_file, since } => {
+            let since = match since.as_deref().map(audit_cmd::parse_checkpoint).transpose() {
+                Ok(s) => s,
+                Err(e) => return fail(error::Failure::new(callvault::exitcode::USAGE, e)),
+            };
+            match audit_cmd::verify_since(volume, audit_key_file, since) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(error::Failure::new(e.exit_code() as u8, e)),
             }
-            Err(e) => fail(error::Failure::new(e.exit_code() as u8, e)),
-        },
+        }
     }
 }
 

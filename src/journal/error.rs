@@ -25,6 +25,9 @@ pub enum JournalError {
     Locked { dir: PathBuf },
     /// A journal file is damaged where this process must not repair it.
     Damaged { path: PathBuf, what: String },
+    /// A journal line is longer than any record the journal writes
+    /// ([`MAX_LINE`](super::segment::MAX_LINE)): damage, read no further.
+    LineTooLong { path: PathBuf, line: Option<u64>, limit: usize },
     /// `seal.key` and the seals in the journal disagree.
     KeyState { path: PathBuf, what: String },
     /// A key file (auditor key or `seal.key`) cannot be parsed.
@@ -94,6 +97,19 @@ impl fmt::Display for JournalError {
                 "audit journal {} is damaged: {what}; run `callvault-keytool audit verify` and keep the files for investigation",
                 path.display()
             ),
+            JournalError::LineTooLong { path, line, limit } => {
+                write!(f, "audit journal {} is damaged: ", path.display())?;
+                if let Some(n) = line {
+                    write!(f, "line {n} ")?;
+                } else {
+                    write!(f, "a line ")?;
+                }
+                write!(
+                    f,
+                    "is longer than {limit} bytes, more than any record holds; run `callvault-keytool audit verify` \
+                     and keep the files for investigation"
+                )
+            }
             JournalError::KeyState { path, what } => write!(
                 f,
                 "sealing key state {} disagrees with the journal: {what}; run `callvault-keytool audit verify`",
@@ -139,6 +155,9 @@ impl JournalError {
             JournalError::AlreadyInitialized { dir } => JournalError::AlreadyInitialized { dir: dir.clone() },
             JournalError::Locked { dir } => JournalError::Locked { dir: dir.clone() },
             JournalError::Damaged { path, what } => JournalError::Damaged { path: path.clone(), what: what.clone() },
+            JournalError::LineTooLong { path, line, limit } => {
+                JournalError::LineTooLong { path: path.clone(), line: *line, limit: *limit }
+            }
             JournalError::KeyState { path, what } => JournalError::KeyState { path: path.clone(), what: what.clone() },
             JournalError::KeyFile { path, what } => JournalError::KeyFile { path: path.clone(), what: what.clone() },
             JournalError::Random(e) => JournalError::Random(e.clone()),
@@ -172,6 +191,7 @@ mod tests {
             JournalError::AlreadyInitialized { dir: "/d".into() },
             JournalError::Locked { dir: "/d".into() },
             JournalError::damaged("/p", "x"),
+            JournalError::LineTooLong { path: "/p".into(), line: Some(3), limit: 9 },
             JournalError::KeyState { path: "/p".into(), what: "x".into() },
             JournalError::key_file("/p", "x"),
             JournalError::Random("x".into()),

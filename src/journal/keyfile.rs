@@ -49,13 +49,17 @@ impl AuditorKey {
         &self.k0
     }
 
-    /// The file contents (three lines). Wiped on drop.
+    /// The file contents (three lines). Wiped on drop; the key's hex is
+    /// written straight into it, never through a temporary string.
     fn contents(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!(
-            "{AUDITOR_KEY_MAGIC}\njournal-id {}\nepoch0-key {}\n",
-            to_hex(&self.journal_id),
-            to_hex(self.k0.expose_secret())
-        ))
+        let mut s = Zeroizing::new(String::with_capacity(160));
+        s.push_str(AUDITOR_KEY_MAGIC);
+        s.push_str("\njournal-id ");
+        s.push_str(&to_hex(&self.journal_id));
+        s.push_str("\nepoch0-key ");
+        push_hex(&mut s, self.k0.expose_secret());
+        s.push('\n');
+        s
     }
 
     /// Writes the key to a new file (refuses to overwrite), mode 0400, synced.
@@ -84,26 +88,78 @@ impl AuditorKey {
 
     /// Reads an auditor key file written by [`AuditorKey::write_to`].
     pub fn read_from(path: &Path) -> Result<AuditorKey, JournalError> {
-        let text = read_small(path, "auditor key file")?;
-        let fields = parse_fields(&text, AUDITOR_KEY_MAGIC, path)?;
+        let raw = read_small(path)?;
+        let text = key_text(&raw, path, "auditor key file")?;
+        let fields = parse_fields(text, AUDITOR_KEY_MAGIC, path)?;
         let id = field_hex::<JOURNAL_ID_LEN>(&fields, "journal-id", path)?;
-        let key = Zeroizing::new(field_hex::<32>(&fields, "epoch0-key", path)?);
+        let mut key = Zeroizing::new([0u8; 32]);
+        secret_hex(&fields, "epoch0-key", path, &mut key[..])?;
         Ok(AuditorKey { journal_id: id, k0: EpochKey::from_bytes(0, &key) })
     }
 }
 
-/// Reads a small text file into a buffer wiped on drop.
-fn read_small(path: &Path, what: &'static str) -> Result<Zeroizing<String>, JournalError> {
-    let f = File::open(path).map_err(|e| JournalError::io(path, "open key file", e))?;
-    let mut buf = Zeroizing::new(Vec::new());
-    f.take(MAX_KEY_FILE + 1).read_to_end(&mut buf).map_err(|e| JournalError::io(path, "read key file", e))?;
-    if buf.len() as u64 > MAX_KEY_FILE {
+/// Reads a key file into one buffer allocated once at its full size (so no
+/// reallocation leaves a copy behind) and wiped on drop, with a cap: at most
+/// `MAX_KEY_FILE` bytes are accepted, one more is read to tell.
+fn read_small(path: &Path) -> Result<Zeroizing<Vec<u8>>, JournalError> {
+    let mut f = File::open(path).map_err(|e| JournalError::io(path, "open key file", e))?;
+    let mut buf = Zeroizing::new(vec![0u8; MAX_KEY_FILE as usize + 1]);
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(JournalError::io(path, "read key file", e)),
+        }
+    }
+    // Shortening keeps the allocation; Zeroizing wipes its full capacity.
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The text of a key file read by [`read_small`], borrowed (no copy).
+fn key_text<'a>(raw: &'a [u8], path: &Path, what: &'static str) -> Result<&'a str, JournalError> {
+    if raw.len() as u64 > MAX_KEY_FILE {
         return Err(JournalError::key_file(path, format!("too large to be a {what}")));
     }
-    match std::str::from_utf8(&buf) {
-        Ok(s) => Ok(Zeroizing::new(s.to_string())),
-        Err(_) => Err(JournalError::key_file(path, format!("not a {what} (not text)"))),
+    std::str::from_utf8(raw).map_err(|_| JournalError::key_file(path, format!("not a {what} (not text)")))
+}
+
+/// Lower-case hex of `bytes` appended to a wiped-on-drop string.
+fn push_hex(s: &mut Zeroizing<String>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
     }
+}
+
+/// Decodes the hex of field `name` straight into `out` (key material: no
+/// intermediate array or string).
+fn secret_hex(fields: &[(&str, &str)], name: &str, path: &Path, out: &mut [u8]) -> Result<(), JournalError> {
+    let hex = field(fields, name, path)?.as_bytes();
+    let digits = 2 * out.len();
+    let bad = || JournalError::key_file(path, format!("`{name}` is not {digits} hex digits"));
+    if hex.len() != digits {
+        return Err(bad());
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    for (i, o) in out.iter_mut().enumerate() {
+        match (nib(hex[2 * i]), nib(hex[2 * i + 1])) {
+            (Some(h), Some(l)) => *o = (h << 4) | l,
+            _ => {
+                out.iter_mut().for_each(|b| *b = 0);
+                return Err(bad());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Splits `name value` lines after checking the magic first line. Blank
@@ -155,23 +211,28 @@ impl SealKeyState {
     /// Fixed-length text, so replacing the file and wiping the old one cover
     /// the same number of bytes.
     fn contents(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!(
-            "{SEAL_KEY_MAGIC}\njournal-id {}\nepoch {:020}\nkey {}\n",
+        let mut s = Zeroizing::new(String::with_capacity(160));
+        s.push_str(&format!(
+            "{SEAL_KEY_MAGIC}\njournal-id {}\nepoch {:020}\nkey ",
             to_hex(&self.journal_id),
-            self.key.epoch(),
-            to_hex(self.key.expose_secret())
-        ))
+            self.key.epoch()
+        ));
+        push_hex(&mut s, self.key.expose_secret());
+        s.push('\n');
+        s
     }
 
     pub fn read(dir: &Path) -> Result<SealKeyState, JournalError> {
         let path = dir.join(SEAL_KEY_FILE);
-        let text = read_small(&path, "seal key file")?;
-        let fields = parse_fields(&text, SEAL_KEY_MAGIC, &path)?;
+        let raw = read_small(&path)?;
+        let text = key_text(&raw, &path, "seal key file")?;
+        let fields = parse_fields(text, SEAL_KEY_MAGIC, &path)?;
         let journal_id = field_hex::<JOURNAL_ID_LEN>(&fields, "journal-id", &path)?;
         let epoch: u64 = field(&fields, "epoch", &path)?
             .parse()
             .map_err(|_| JournalError::key_file(&path, "`epoch` is not a number"))?;
-        let key = Zeroizing::new(field_hex::<32>(&fields, "key", &path)?);
+        let mut key = Zeroizing::new([0u8; 32]);
+        secret_hex(&fields, "key", &path, &mut key[..])?;
         Ok(SealKeyState { journal_id, key: EpochKey::from_bytes(epoch, &key) })
     }
 
@@ -258,6 +319,30 @@ mod tests {
         }
         std::fs::write(&p, vec![b'a'; 10_000]).unwrap();
         assert!(AuditorKey::read_from(&p).is_err());
+        // An endless file is read only up to the cap.
+        let z = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &z).unwrap();
+        match AuditorKey::read_from(&z) {
+            Err(JournalError::KeyFile { what, .. }) => assert!(what.contains("too large"), "{what}"),
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn key_hex_decodes_in_place_and_file_text_is_exact() {
+        let k = AuditorKey::new([0xa5; 16], EpochKey::from_bytes(0, &[0x3c; 32]));
+        let text = k.contents();
+        assert_eq!(
+            text.as_str(),
+            format!("{AUDITOR_KEY_MAGIC}\njournal-id {}\nepoch0-key {}\n", "a5".repeat(16), "3c".repeat(32))
+        );
+        let path = Path::new("/k");
+        let mut out = [9u8; 4];
+        secret_hex(&[("x", "00ffA0b1")], "x", path, &mut out).unwrap();
+        assert_eq!(out, [0x00, 0xff, 0xa0, 0xb1]);
+        assert!(secret_hex(&[("x", "00ffA0bz")], "x", path, &mut out).is_err());
+        assert_eq!(out, [0; 4], "a half-decoded key is wiped");
+        assert!(secret_hex(&[("x", "00")], "x", path, &mut out).is_err());
     }
 
     #[test]

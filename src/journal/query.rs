@@ -7,7 +7,7 @@ use std::str::FromStr;
 use globset::{GlobBuilder, GlobMatcher};
 use memchr::memmem::Finder;
 
-use super::record::{EventKind, Record};
+use super::record::{EventKind, Outcome, Record};
 use super::time::{UnixNanos, format_unix_nanos, parse_time};
 
 /// Which records to show. Every criterion set must match (AND).
@@ -18,6 +18,7 @@ pub struct Filter {
     /// The glob as typed, and compiled.
     path: Option<(String, GlobMatcher)>,
     event: Option<EventKind>,
+    outcome: Option<String>,
     since: Option<UnixNanos>,
     until: Option<UnixNanos>,
 }
@@ -56,6 +57,21 @@ impl Filter {
         Ok(self)
     }
 
+    /// Records with this outcome: `ok`, `intent` (written before an
+    /// operation took effect), `interrupted` (an intent whose outcome never
+    /// came), `error` (any errno), or one errno name (`EACCES`).
+    pub fn outcome(mut self, name: &str) -> Result<Filter, String> {
+        let known = matches!(name, "ok" | "intent" | "interrupted" | "error")
+            || (name.len() > 1 && name.starts_with('E') && name[1..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !known {
+            return Err(format!(
+                "unknown outcome {name:?}; use ok, intent, interrupted, error, or an errno name such as EACCES"
+            ));
+        }
+        self.outcome = Some(name.to_string());
+        Ok(self)
+    }
+
     /// Records at or after this time (RFC 3339, `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SSZ`).
     pub fn since(mut self, time: &str) -> Result<Filter, String> {
         self.since = Some(parse_filter_time(time, "--since")?);
@@ -73,6 +89,15 @@ impl Filter {
         if let Some(k) = self.event {
             let denied_op = rec.event == EventKind::Denied && rec.detail.op.as_deref() == Some(k.as_str());
             if rec.event != k && !denied_op {
+                return false;
+            }
+        }
+        if let Some(o) = &self.outcome {
+            let hit = match o.as_str() {
+                "error" => matches!(rec.outcome, Outcome::Err(_)),
+                name => rec.outcome.as_str() == name,
+            };
+            if !hit {
                 return false;
             }
         }
@@ -107,6 +132,11 @@ impl Filter {
                 needle(format!("\"event\":\"{}\"", k.as_str())),
                 needle(format!("\"op\":\"{}\"", k.as_str())),
             ]);
+        }
+        if let Some(o) = &self.outcome {
+            if o != "error" {
+                groups.push(vec![needle(format!("\"outcome\":{}", json_str(o)))]);
+            }
         }
         if let Some(u) = &self.user {
             let mut g = vec![needle(format!("\"user\":{}", json_str(u)))];
@@ -255,8 +285,9 @@ impl FromStr for Format {
 }
 
 const TABLE_HEADER: [&str; 9] = ["SEQ", "TIME", "EVENT", "OUTCOME", "USER(UID)", "PID", "EXE", "PATH", "DETAIL"];
-const TABLE_WIDTHS: [usize; 8] = [8, 30, 14, 8, 16, 7, 24, 32];
-const CSV_HEADER: &str = "seq,ts,event,outcome,uid,user,gid,pid,exe,cmdline,path,path2,detail";
+const TABLE_WIDTHS: [usize; 8] = [8, 30, 14, 11, 16, 7, 24, 32];
+const CSV_HEADER: &str =
+    "seq,ts,event,outcome,uid,user,gid,pid,exe,cmdline,path,path2,detail,login_uid,login_user,session";
 
 /// The header line for a format, if it has one (with its newline).
 pub fn render_header(format: Format) -> Option<String> {
@@ -280,10 +311,14 @@ pub fn render_record(format: Format, rec: &Record, line: &[u8], out: &mut dyn Wr
 }
 
 fn table_cells(rec: &Record) -> [String; 9] {
-    let user = match &rec.user {
+    let mut user = match &rec.user {
         Some(u) => format!("{u}({})", rec.uid),
         None => format!("({})", rec.uid),
     };
+    // Root acting as someone else (su, sudo, runuser, setpriv) shows who logged in.
+    if let Some(l) = rec.login_uid.filter(|&l| l != rec.uid) {
+        let _ = write!(user, " login:{}({l})", rec.login_user.as_deref().unwrap_or(""));
+    }
     let path = match (&rec.path, &rec.path2) {
         (Some(a), Some(b)) => format!("{a} -> {b}"),
         (Some(a), None) => a.clone(),
@@ -299,7 +334,10 @@ fn table_cells(rec: &Record) -> [String; 9] {
         rec.pid.to_string(),
         rec.exe.clone().unwrap_or_else(|| "-".into()),
         path,
-        detail_summary(rec),
+        match rec.session {
+            Some(n) => format!("session={n} {}", detail_summary(rec)).trim_end().to_string(),
+            None => detail_summary(rec),
+        },
     ]
 }
 
@@ -352,7 +390,8 @@ fn csv_row(rec: &Record) -> String {
     let detail =
         if rec.detail.is_empty() { String::new() } else { serde_json::to_string(&rec.detail).unwrap_or_default() };
     let cmdline = rec.cmdline.as_ref().map(|c| c.join(" ")).unwrap_or_default();
-    let fields: [(String, bool); 13] = [
+    let opt = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
+    let fields: [(String, bool); 16] = [
         (rec.seq.to_string(), false),
         (rec.ts.clone(), false),
         (rec.event.as_str().to_string(), false),
@@ -366,6 +405,9 @@ fn csv_row(rec: &Record) -> String {
         (rec.path.clone().unwrap_or_default(), true),
         (rec.path2.clone().unwrap_or_default(), true),
         (detail, false),
+        (opt(rec.login_uid), false),
+        (rec.login_user.clone().unwrap_or_default(), true),
+        (opt(rec.session), false),
     ];
     let mut s = String::new();
     for (i, (f, untrusted)) in fields.iter().enumerate() {
@@ -394,7 +436,15 @@ mod tests {
     use crate::journal::{Actor, Detail, Event, Outcome};
 
     fn rec(kind: EventKind, user: &str, uid: u32, path: &str, ts: &str) -> (Record, Vec<u8>) {
-        let a = Actor { uid, user: Some(user.into()), gid: uid, pid: 7, exe: Some("/bin/cat".into()), cmdline: None };
+        let a = Actor {
+            uid,
+            user: Some(user.into()),
+            gid: uid,
+            pid: 7,
+            exe: Some("/bin/cat".into()),
+            cmdline: None,
+            ..Actor::default()
+        };
         let r = Record::from_event(Event::new(kind, a).path(path), 3, ts.into(), "0".repeat(64));
         let l = r.to_line();
         (r, l)
@@ -445,6 +495,66 @@ mod tests {
         assert!(both(&Filter::new().event("open").unwrap(), &pair));
         assert!(both(&Filter::new().event("denied").unwrap(), &pair));
         assert!(!both(&Filter::new().event("unlink").unwrap(), &pair));
+    }
+
+    #[test]
+    fn intent_and_interrupted_records_filter_and_show_plainly() {
+        let t = "2026-05-01T10:00:00.000000000Z";
+        let a = Actor { uid: 1000, user: Some("alice".into()), ..Actor::default() };
+        let mk = |o: Outcome, intent: Option<u64>| {
+            let ev = Event::new(EventKind::Unlink, a.clone())
+                .outcome(o)
+                .path("/team-a/c1.wav")
+                .detail(Detail { intent, ..Detail::default() });
+            let r = Record::from_event(ev, 5, t.into(), "0".repeat(64));
+            let l = r.to_line();
+            (r, l)
+        };
+        let intent = mk(Outcome::Intent, None);
+        let done = mk(Outcome::Ok, Some(5));
+        let cut = mk(Outcome::Interrupted, Some(5));
+        let failed = mk(Outcome::errno(13), Some(5));
+        let ev = Filter::new().event("unlink").unwrap();
+        for r in [&intent, &done, &cut, &failed] {
+            assert!(both(&ev, r));
+        }
+        let only = |o: &str| Filter::new().outcome(o).unwrap();
+        assert!(both(&only("intent"), &intent) && !both(&only("intent"), &done));
+        assert!(both(&only("interrupted"), &cut) && !both(&only("interrupted"), &intent));
+        assert!(both(&only("ok"), &done) && !both(&only("ok"), &intent));
+        assert!(both(&only("error"), &failed) && !both(&only("error"), &cut) && !both(&only("error"), &intent));
+        assert!(both(&only("EACCES"), &failed));
+        assert!(Filter::new().outcome("fine").is_err());
+        let mut out = Vec::new();
+        render_record(Format::Table, &cut.0, &cut.1, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains(" unlink         interrupted alice(1000) "), "{s}");
+        assert!(s.contains("intent=5"), "{s}");
+    }
+
+    #[test]
+    fn login_uid_and_session_are_shown() {
+        let a = Actor {
+            uid: 0,
+            user: Some("root".into()),
+            login_uid: Some(1000),
+            login_user: Some("alice".into()),
+            session: Some(7),
+            ..Actor::default()
+        };
+        let r = Record::from_event(Event::new(EventKind::Open, a), 3, "t".into(), "0".repeat(64));
+        let l = r.to_line();
+        let mut out = Vec::new();
+        render_record(Format::Table, &r, &l, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("root(0) login:alice(1000)"), "{s}");
+        assert!(s.contains("session=7"), "{s}");
+        let mut out = Vec::new();
+        render_record(Format::Csv, &r, &l, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().ends_with(",1000,alice,7\n"));
+        let line = String::from_utf8(l).unwrap();
+        assert!(line.contains("\"pid\":0,\"login_uid\":1000,\"login_user\":\"alice\",\"session\":7,"), "{line}");
+        assert_eq!(Record::parse(line.as_bytes()).unwrap().actor().login_user.as_deref(), Some("alice"));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Reading: lines of all segments in order without loading them whole, and tailing a live journal.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::JournalError;
 use super::record::Record;
-use super::segment::{Segment, list_segments};
+use super::segment::{LineRead, MAX_LINE, Segment, list_segments, read_line_capped};
 
 /// Where a line was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +32,9 @@ pub struct Lines {
     current: Option<(u64, BufReader<File>)>,
     line_no: u64,
     offset: u64,
-    lookahead: Option<Vec<u8>>,
+    /// The line after the one returned last (or why it could not be read:
+    /// reported when that line's turn comes, not before).
+    lookahead: Option<Result<Vec<u8>, JournalError>>,
 }
 
 /// Buffer size for sequential reads: large reads keep syscalls rare.
@@ -64,7 +66,8 @@ impl Lines {
     }
 
     /// Reads the next line into `buf` (without its newline). `Ok(None)` at
-    /// the end of the last segment.
+    /// the end of the last segment. A line longer than
+    /// [`MAX_LINE`](super::segment::MAX_LINE) is [`JournalError::LineTooLong`].
     pub fn read_line(&mut self, buf: &mut Vec<u8>) -> Result<Option<LineInfo>, JournalError> {
         loop {
             if self.current.is_none() {
@@ -84,14 +87,14 @@ impl Lines {
             let number = *number;
             // One line of lookahead tells whether this line is the segment's last.
             let this = match self.lookahead.take() {
-                Some(l) => Some(l),
-                None => read_raw(reader, &self.segments, number)?,
+                Some(l) => Some(l?),
+                None => read_raw(reader, &self.segments, number, self.line_no + 1)?,
             };
             let Some(mut this) = this else {
                 self.current = None;
                 continue;
             };
-            let next = read_raw(reader, &self.segments, number)?;
+            let next = read_raw(reader, &self.segments, number, self.line_no + 2).transpose();
             let last_in_segment = next.is_none();
             self.lookahead = next;
             let complete = this.last() == Some(&b'\n');
@@ -109,15 +112,21 @@ impl Lines {
     }
 }
 
-fn read_raw(reader: &mut BufReader<File>, segments: &[Segment], number: u64) -> Result<Option<Vec<u8>>, JournalError> {
+fn read_raw(
+    reader: &mut BufReader<File>,
+    segments: &[Segment],
+    number: u64,
+    line_no: u64,
+) -> Result<Option<Vec<u8>>, JournalError> {
+    let path = || segments.iter().find(|s| s.number == number).map(|s| s.path.clone()).unwrap_or_default();
     let mut v = Vec::with_capacity(512);
-    match reader.read_until(b'\n', &mut v) {
-        Ok(0) => Ok(None),
-        Ok(_) => Ok(Some(v)),
-        Err(e) => {
-            let path = segments.iter().find(|s| s.number == number).map(|s| s.path.clone()).unwrap_or_default();
-            Err(JournalError::io(path, "read", e))
+    match read_line_capped(reader, &mut v, MAX_LINE) {
+        Ok(LineRead::Eof) => Ok(None),
+        Ok(LineRead::Line { .. }) => Ok(Some(v)),
+        Ok(LineRead::TooLong { .. }) => {
+            Err(JournalError::LineTooLong { path: path(), line: Some(line_no), limit: MAX_LINE })
         }
+        Err(e) => Err(JournalError::io(path(), "read", e)),
     }
 }
 
@@ -227,13 +236,15 @@ impl Tail {
         r.seek(SeekFrom::Start(self.offset)).map_err(|e| JournalError::io(path, "seek", e))?;
         let mut n = 0;
         let mut buf = Vec::new();
+        let too_long = || JournalError::LineTooLong { path: path.to_path_buf(), line: None, limit: MAX_LINE };
         loop {
-            buf.clear();
-            let got = r.read_until(b'\n', &mut buf).map_err(|e| JournalError::io(path, "read", e))?;
-            if got == 0 {
-                return Ok(n);
-            }
-            self.offset += got as u64;
+            let room = MAX_LINE.saturating_sub(self.partial.len());
+            let got = match read_line_capped(&mut r, &mut buf, room).map_err(|e| JournalError::io(path, "read", e))? {
+                LineRead::Eof => return Ok(n),
+                LineRead::Line { consumed } => consumed,
+                LineRead::TooLong { .. } => return Err(too_long()),
+            };
+            self.offset += got;
             if buf.last() != Some(&b'\n') {
                 if !self.skip_to_newline {
                     self.partial.extend_from_slice(&buf);
@@ -296,5 +307,34 @@ mod tests {
         std::fs::write(dir.path().join("journal-000002.log"), "new3\n").unwrap();
         assert_eq!(t.poll(&mut push).unwrap(), 2);
         assert_eq!(got, ["new1", "partial", "new3"]);
+    }
+
+    #[test]
+    fn over_long_lines_are_typed_damage_for_readers_and_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p1 = dir.path().join("journal-000001.log");
+        std::fs::write(&p1, "a\n").unwrap();
+        let mut t = Tail::at_end(dir.path()).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p1).unwrap();
+        // A line that never ends, written in pieces: the tail must not keep it all.
+        let chunk = vec![b'x'; MAX_LINE / 2];
+        f.write_all(&chunk).unwrap();
+        assert_eq!(t.poll(&mut |_| {}).unwrap(), 0);
+        f.write_all(&chunk).unwrap();
+        f.write_all(b"yy").unwrap();
+        assert!(matches!(t.poll(&mut |_| {}), Err(JournalError::LineTooLong { .. })));
+        f.write_all(b"\nb\n").unwrap();
+        let mut lines = Lines::open(dir.path()).unwrap();
+        let mut buf = Vec::new();
+        assert!(lines.read_line(&mut buf).unwrap().is_some());
+        match lines.read_line(&mut buf) {
+            Err(JournalError::LineTooLong { line, .. }) => assert_eq!(line, Some(2)),
+            other => panic!("{other:?}"),
+        }
+        // Exactly MAX_LINE bytes is still a line.
+        std::fs::write(&p1, [vec![b'{'; MAX_LINE], b"\n".to_vec()].concat()).unwrap();
+        let all: Vec<_> = Lines::open(dir.path()).unwrap().collect();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].is_ok());
     }
 }

@@ -380,6 +380,14 @@ pub struct Record {
     pub user: Option<String>,
     pub gid: u32,
     pub pid: u32,
+    /// The login uid of the process (see [`Actor::login_uid`]); written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_user: Option<String>,
+    /// The audit session id of the process; written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u32>,
     pub exe: Option<String>,
     pub cmdline: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -405,6 +413,9 @@ impl Record {
             user: actor.user,
             gid: actor.gid,
             pid: actor.pid,
+            login_uid: actor.login_uid,
+            login_user: actor.login_user,
+            session: actor.session,
             exe: actor.exe,
             cmdline: actor.cmdline,
             path,
@@ -421,6 +432,46 @@ impl Record {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Cuts a record whose line would be longer than
+    /// [`MAX_LINE`](super::segment::MAX_LINE) so that it fits, keeping it:
+    /// every string keeps at most its first 1024 bytes, every list its first
+    /// 16 entries, and `detail.reason` says the record was cut. About 45
+    /// strings of at most 6 escaped bytes per input byte, plus two lists:
+    /// well under 1 MiB whatever the input.
+    pub(crate) fn cut_to_fit(&mut self) {
+        const KEEP_BYTES: usize = 1024;
+        const KEEP_ITEMS: usize = 16;
+        fn cut(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::String(s) if s.len() > KEEP_BYTES => {
+                    let mut end = KEEP_BYTES;
+                    while !s.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    s.truncate(end);
+                }
+                serde_json::Value::Array(a) => {
+                    a.truncate(KEEP_ITEMS);
+                    a.iter_mut().for_each(cut);
+                }
+                serde_json::Value::Object(m) => m.values_mut().for_each(cut),
+                _ => {}
+            }
+        }
+        let before = self.to_line().len();
+        if let Ok(mut v) = serde_json::to_value(&*self) {
+            cut(&mut v);
+            if let Ok(r) = serde_json::from_value::<Record>(v) {
+                *self = r;
+            }
+        }
+        let note = format!("record cut to fit the journal's line limit ({before} bytes before cutting)");
+        self.detail.reason = Some(match self.detail.reason.take() {
+            Some(r) => format!("{note}: {r}"),
+            None => note,
+        });
+    }
+
     /// Parses one line (without its newline). Any input is safe.
     pub fn parse(line: &[u8]) -> Result<Record, String> {
         serde_json::from_slice(line).map_err(|e| e.to_string())
@@ -433,6 +484,9 @@ impl Record {
             user: self.user.clone(),
             gid: self.gid,
             pid: self.pid,
+            login_uid: self.login_uid,
+            login_user: self.login_user.clone(),
+            session: self.session,
             exe: self.exe.clone(),
             cmdline: self.cmdline.clone(),
         }
@@ -451,6 +505,7 @@ mod tests {
             pid: 4242,
             exe: Some("/usr/bin/cat".into()),
             cmdline: Some(vec!["cat".into(), "/mnt/team-a/c1.wav".into()]),
+            ..Actor::default()
         }
     }
 
@@ -494,6 +549,27 @@ mod tests {
             assert_eq!(k.as_str().parse::<EventKind>().unwrap(), k);
         }
         assert!("opened".parse::<EventKind>().is_err());
+    }
+
+    #[test]
+    fn over_long_records_are_cut_to_fit() {
+        let max = crate::journal::segment::MAX_LINE;
+        let mut a = actor();
+        a.cmdline = Some(vec!["\u{1}".repeat(4096); 5000]);
+        let ev = Event::new(EventKind::Setattr, a).path("/p").detail(Detail {
+            reason: Some("é".repeat(max)),
+            changed: Some(vec!["x".repeat(max); 3]),
+            ..Detail::default()
+        });
+        let mut r = Record::from_event(ev, 9, "2026-05-01T10:00:00.000000001Z".into(), "ab".repeat(32));
+        assert!(r.to_line().len() > max);
+        r.cut_to_fit();
+        let line = r.to_line();
+        assert!(line.len() < max / 2, "{}", line.len());
+        assert_eq!((r.seq, r.path.as_deref(), r.prev.len()), (9, Some("/p"), 64));
+        assert!(r.detail.reason.as_deref().unwrap().starts_with("record cut to fit"));
+        assert_eq!(r.cmdline.as_ref().unwrap().len(), 16);
+        assert_eq!(Record::parse(&line).unwrap(), r);
     }
 
     #[test]

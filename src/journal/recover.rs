@@ -9,7 +9,7 @@
 //! after that point, the damage is not a crash: opening is refused.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::JournalError;
 use super::chain::{Tip, from_hex, line_hash, to_hex};
 use super::record::{EventKind, Record};
-use super::segment::{Segment, fsync_dir, last_line, list_segments, torn_name};
+use super::segment::{LineRead, MAX_LINE, Segment, fsync_dir, last_line, list_segments, read_line_capped, torn_name};
 
 /// What was set aside.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,12 +83,17 @@ pub(crate) fn recover(dir: &Path, key_epoch: u64) -> Result<Recovered, JournalEr
     let mut last_seal = None;
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(|e| JournalError::io(&active.path, "read", e))?;
-        if n == 0 {
-            break;
-        }
-        let complete = line.last() == Some(&b'\n');
+        // A line longer than any record is not one the writer wrote: it
+        // does not follow the chain (tail) and cannot be a seal; only
+        // MAX_LINE bytes of it are ever held.
+        let (n, too_long) = match read_line_capped(&mut reader, &mut line, MAX_LINE)
+            .map_err(|e| JournalError::io(&active.path, "read", e))?
+        {
+            LineRead::Eof => break,
+            LineRead::Line { consumed } => (consumed, false),
+            LineRead::TooLong { consumed } => (consumed, true),
+        };
+        let complete = !too_long && line.last() == Some(&b'\n');
         let body = if complete { &line[..line.len() - 1] } else { &line[..] };
         match tail_start {
             None => match complete.then(|| follows(&tip, body)).flatten() {
@@ -117,7 +122,7 @@ pub(crate) fn recover(dir: &Path, key_epoch: u64) -> Result<Recovered, JournalEr
                 }
             }
         }
-        offset += n as u64;
+        offset += n;
     }
 
     if last_seal.is_none() {
@@ -143,9 +148,10 @@ fn find_last_seal(earlier: &[Segment]) -> Result<Option<(u64, u64)>, JournalErro
         let mut found = None;
         let mut line = Vec::new();
         loop {
-            line.clear();
-            if r.read_until(b'\n', &mut line).map_err(|e| JournalError::io(&seg.path, "read", e))? == 0 {
-                break;
+            match read_line_capped(&mut r, &mut line, MAX_LINE).map_err(|e| JournalError::io(&seg.path, "read", e))? {
+                LineRead::Eof => break,
+                LineRead::TooLong { .. } => continue,
+                LineRead::Line { .. } => {}
             }
             if memchr::memmem::find(&line, NEEDLE).is_some() {
                 if let Ok(rec) = Record::parse(line.strip_suffix(b"\n").unwrap_or(&line)) {

@@ -1,7 +1,7 @@
 //! Segment files: naming (`journal-000001.log`), listing, creation, and finding a segment's last line.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,66 @@ use super::JournalError;
 
 /// Mode of segment files: owner writes, group (auditors) may read.
 pub const SEGMENT_MODE: u32 = 0o640;
+
+/// Longest record line (without its newline) a reader accepts: 1 MiB. The
+/// writer never writes a longer one (an event that would make one is cut to
+/// fit, see `Record::cut_to_fit`), so a longer line is damage, and no reader
+/// holds more than this in memory for one line.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What [`read_line_capped`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineRead {
+    /// End of input, nothing read.
+    Eof,
+    /// A line (in the buffer, with its newline if it had one).
+    Line { consumed: u64 },
+    /// A line longer than the cap: skipped up to and including its newline
+    /// (or the end of input); the buffer is left empty.
+    TooLong { consumed: u64 },
+}
+
+/// Reads the next line, newline included, into `buf` (cleared first), keeping
+/// at most `cap` bytes plus the newline in memory. A longer line is consumed
+/// and reported as [`LineRead::TooLong`].
+pub(crate) fn read_line_capped<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<LineRead> {
+    buf.clear();
+    let mut consumed = 0u64;
+    let mut too_long = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            break;
+        }
+        let (take, done) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        if !too_long {
+            let body = buf.len() + take - usize::from(done);
+            if body > cap {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&avail[..take]);
+            }
+        }
+        r.consume(take);
+        consumed += take as u64;
+        if done {
+            break;
+        }
+    }
+    Ok(match (consumed, too_long) {
+        (0, _) => LineRead::Eof,
+        (c, true) => LineRead::TooLong { consumed: c },
+        (c, false) => LineRead::Line { consumed: c },
+    })
+}
 
 /// `journal-000001.log` for segment 1. Numbers wider than six digits just
 /// get longer; listing sorts by number, not by name.
@@ -99,14 +159,18 @@ pub fn last_line(path: &Path) -> Result<Option<Vec<u8>>, JournalError> {
             return Err(JournalError::damaged(path, "a finished segment does not end with a complete line"));
         }
         let body = &tail[..tail.len() - 1];
-        if let Some(i) = body.iter().rposition(|&b| b == b'\n') {
-            return Ok(Some(body[i + 1..].to_vec()));
+        let found = match body.iter().rposition(|&b| b == b'\n') {
+            Some(i) => Some(&body[i + 1..]),
+            None => (pos == 0).then_some(body),
+        };
+        if body.len() > MAX_LINE && found.is_none_or(|l| l.len() > MAX_LINE) {
+            return Err(JournalError::LineTooLong { path: path.to_path_buf(), line: None, limit: MAX_LINE });
         }
-        if pos == 0 {
-            return Ok(Some(body.to_vec()));
+        if let Some(l) = found {
+            return Ok(Some(l.to_vec()));
         }
-        if tail.len() > 64 * 1024 * 1024 {
-            return Err(JournalError::damaged(path, "the last line is longer than 64 MiB"));
+        if tail.len() > MAX_LINE + 1 {
+            return Err(JournalError::LineTooLong { path: path.to_path_buf(), line: None, limit: MAX_LINE });
         }
     }
 }
@@ -146,5 +210,26 @@ mod tests {
         assert_eq!(last_line(&p).unwrap(), None);
         std::fs::write(&p, "a\ntorn").unwrap();
         assert!(last_line(&p).is_err());
+        std::fs::write(&p, format!("a\n{}\n", "y".repeat(MAX_LINE + 1))).unwrap();
+        assert!(matches!(last_line(&p), Err(JournalError::LineTooLong { .. })));
+    }
+
+    #[test]
+    fn capped_lines_skip_what_is_too_long_with_bounded_memory() {
+        let long = "z".repeat(5000);
+        let text = format!("ab\n{long}\ncd\n{long}");
+        let mut r = std::io::BufReader::with_capacity(64, text.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), LineRead::Line { consumed: 3 });
+        assert_eq!(buf, b"ab\n");
+        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), LineRead::TooLong { consumed: 5001 });
+        assert!(buf.is_empty() && buf.capacity() <= 256, "{}", buf.capacity());
+        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), LineRead::Line { consumed: 3 });
+        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), LineRead::TooLong { consumed: 5000 });
+        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), LineRead::Eof);
+        // Exactly the cap is fine, newline or not.
+        let mut r = "xyz\nxyz".as_bytes();
+        assert_eq!(read_line_capped(&mut r, &mut buf, 3).unwrap(), LineRead::Line { consumed: 4 });
+        assert_eq!(read_line_capped(&mut r, &mut buf, 3).unwrap(), LineRead::Line { consumed: 3 });
     }
 }

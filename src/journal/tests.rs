@@ -15,6 +15,7 @@ fn actor(user: &str, uid: u32) -> Actor {
         pid: 4000 + uid,
         exe: Some("/usr/bin/sox".into()),
         cmdline: Some(vec!["sox".into(), "c1.wav".into()]),
+        ..Actor::default()
     }
 }
 
@@ -807,4 +808,259 @@ fn absurd_numbers_on_disk_are_errors_not_panics() {
     std::fs::write(seg_path(&v, 2), b"").unwrap();
     assert!(verify(&v.audit, &v.key).is_err());
     assert!(Journal::open(&v.audit, opts()).is_err());
+}
+
+#[test]
+fn an_event_too_long_for_one_line_is_recorded_cut_and_verifies() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let huge = Event::new(EventKind::KeyAdmin, actor("alice", 1000))
+        .detail(Detail { reason: Some("r".repeat(3 * MAX_LINE)), ..Detail::default() });
+    let seq = j.append(huge).unwrap();
+    j.close().unwrap();
+    verify(&v.audit, &v.key).unwrap();
+    for l in read_lines(&seg_path(&v, 1)) {
+        assert!(l.len() <= MAX_LINE);
+    }
+    let r = records(&v.audit).unwrap().map(|r| r.unwrap()).find(|r| r.seq == seq).unwrap();
+    assert!(r.detail.reason.unwrap().starts_with("record cut to fit"));
+}
+
+#[test]
+fn an_over_long_line_is_damage_for_verify_and_a_torn_tail_at_mount() {
+    let v = volume_with(3, opts());
+    let p = seg_path(&v, 1);
+    let good = std::fs::read(&p).unwrap();
+    let junk = vec![b'{'; MAX_LINE + 10];
+    // In the middle: verify names it as a changed record, with the line.
+    let lines = read_lines(&p);
+    let mut mid = lines.clone();
+    mid.insert(2, junk.clone());
+    write_lines(&p, &mid);
+    let pr = problem(&v);
+    assert_eq!((pr.seq, pr.kind), (3, ProblemKind::Changed), "{pr}");
+    assert_eq!(pr.location, Some((segment_name(1), 3)));
+    // `show` and records() refuse with a typed error instead of holding it.
+    assert!(records(&v.audit).unwrap().any(|r| matches!(r, Err(JournalError::LineTooLong { .. }))));
+    // At the end, unterminated, after the last seal: a crash cannot write
+    // that, but it does not continue the chain either, so it is set aside.
+    let mut tail = good.clone();
+    tail.extend_from_slice(&junk);
+    std::fs::write(&p, &tail).unwrap();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    j.close().unwrap();
+    assert!(std::fs::read(&p).unwrap().starts_with(&good));
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert_eq!(rep.torn_tails.len(), 1);
+}
+
+#[test]
+fn a_new_journal_has_a_sticky_requests_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let v = new_volume();
+    let mode = std::fs::metadata(v.audit.join(REQUESTS_DIR)).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o1730);
+}
+
+/// A copy of every regular file of the audit directory (not `requests/`).
+fn snapshot(v: &Vol) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&v.audit).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+/// Puts a snapshot back, removing files made since, as root restoring an
+/// older copy of the directory would.
+fn restore(v: &Vol, snap: &[(PathBuf, Vec<u8>)]) {
+    for e in std::fs::read_dir(&v.audit).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() && !snap.iter().any(|(s, _)| *s == p) {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    for (p, data) in snap {
+        std::fs::write(p, data).unwrap();
+    }
+}
+
+fn rolled_back(v: &Vol, since: Checkpoint) -> Problem {
+    match verify_since(&v.audit, &v.key, Some(since)) {
+        Err(e @ VerifyError::Failed(_)) => {
+            assert_eq!(e.exit_code(), EXIT_ROLLED_BACK, "{e}");
+            e.problem().unwrap().clone()
+        }
+        other => panic!("expected a rollback, got {other:?}"),
+    }
+}
+
+#[test]
+fn restoring_an_older_copy_passes_plain_verify_but_not_verify_since_the_checkpoint() {
+    let v = volume_with(3, opts());
+    let rep = verify(&v.audit, &v.key).unwrap();
+    let old_cp = rep.checkpoint.unwrap();
+    assert_eq!(old_cp.seq, rep.last_sealed_seq);
+    assert!(rep.to_string().ends_with(&format!("\ncheckpoint: {old_cp}")), "{rep}");
+    let old = snapshot(&v);
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    for i in 10..15 {
+        j.append(open_ev(i)).unwrap();
+    }
+    j.close().unwrap();
+    let rep = verify_since(&v.audit, &v.key, Some(old_cp)).unwrap();
+    assert_eq!(rep.extends, Some(old_cp));
+    let cp = rep.checkpoint.unwrap();
+    assert!(cp.seq > old_cp.seq);
+    // The checkpoint itself verifies against the journal it came from.
+    verify_since(&v.audit, &v.key, Some(cp)).unwrap();
+
+    restore(&v, &old);
+    // Without a checkpoint nothing is wrong to see: this is the attack.
+    verify(&v.audit, &v.key).unwrap();
+    let pr = rolled_back(&v, cp);
+    assert_eq!(pr.seq, cp.seq);
+    assert!(pr.to_string().contains("before the checkpoint's seq"), "{pr}");
+}
+
+#[test]
+fn a_checkpoint_at_another_record_or_hash_is_a_rollback() {
+    let v = volume_with(3, JournalOptions { epoch_records: 2, ..opts() });
+    let cp = verify(&v.audit, &v.key).unwrap().checkpoint.unwrap();
+    // Same seq, another hash: another history.
+    let pr = rolled_back(&v, Checkpoint { seq: cp.seq, hash: [7u8; 32] });
+    assert!(pr.what.contains("another history"), "{pr}");
+    // A seq that is not a seal.
+    let pr = rolled_back(&v, Checkpoint { seq: cp.seq - 1, hash: cp.hash });
+    assert!(pr.what.contains("not the seal"), "{pr}");
+}
+
+#[test]
+fn cutting_records_up_to_the_checkpoint_is_a_rollback() {
+    // While the daemon runs, the auditor checkpoints a mid-session seal.
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let before = snapshot(&v);
+    j.append(Event::new(EventKind::Mount, actor("root", 0))).unwrap();
+    for i in 0..3 {
+        j.append(open_ev(i)).unwrap();
+    }
+    j.seal().unwrap();
+    j.append(open_ev(9)).unwrap();
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert!(rep.writer_live && rep.unsealed == 1);
+    let cp = rep.checkpoint.unwrap();
+    j.close().unwrap();
+    // Root cuts the whole session and puts back the seal state from before it.
+    restore(&v, &before);
+    let pr = rolled_back(&v, cp);
+    assert_eq!(pr.kind, ProblemKind::RolledBack);
+}
+
+/// Rewrites every record through `f`, then re-chains and re-seals the
+/// journal with the auditor's key, so only what `f` changed differs.
+fn rewrite(v: &Vol, mut f: impl FnMut(&mut Record)) {
+    let p = seg_path(v, 1);
+    let mut tip = chain::Tip::START;
+    let mut out = Vec::new();
+    for raw in read_lines(&p) {
+        let mut r = Record::parse(raw.strip_suffix(b"\n").unwrap()).unwrap();
+        f(&mut r);
+        r.prev = to_hex(&tip.hash);
+        let mut line = if r.event == EventKind::Seal {
+            r.detail.chain = Some(r.prev.clone());
+            r.detail.mac = Some(seal::MAC_PLACEHOLDER.into());
+            let mut l = r.to_line();
+            let k = v.key.k0().evolve_to(r.detail.epoch.unwrap()).unwrap();
+            assert!(seal::fill_mac(&mut l, &k, v.key.journal_id()));
+            l
+        } else {
+            r.to_line()
+        };
+        tip = chain::Tip { seq: r.seq, hash: line_hash(&line) };
+        line.push(b'\n');
+        out.push(line);
+    }
+    write_lines(&p, &out);
+}
+
+#[test]
+fn records_whose_time_goes_backwards_or_lies_in_the_future_are_warned_about() {
+    let v = volume_with(6, opts());
+    assert_eq!(verify(&v.audit, &v.key).unwrap().time_problems, 0);
+    rewrite(&v, |r| match r.seq {
+        4 => r.ts = "2001-01-01T00:00:00.000000000Z".into(),
+        6 => r.ts = "2999-01-01T00:00:00.000000000Z".into(),
+        _ => {}
+    });
+    let rep = verify(&v.audit, &v.key).unwrap();
+    // seq 4 goes back; seq 6 is in the future, and seq 7 goes back from it.
+    assert_eq!(rep.time_problems, 3, "{rep}");
+    let text = rep.to_string();
+    assert!(text.contains("warning: seq 4: time goes backwards: 2001-01-01T00:00:00.000000000Z is before"), "{text}");
+    assert!(text.contains("warning: seq 6: time 2999-01-01T00:00:00.000000000Z is in the future"), "{text}");
+    assert!(text.contains("warning: seq 7: time goes backwards"), "{text}");
+}
+
+#[test]
+fn many_time_problems_are_listed_ten_and_counted() {
+    let v = volume_with(30, opts());
+    rewrite(&v, |r| {
+        if r.seq > 2 {
+            r.ts = format!("2000-01-01T00:00:{:02}.000000000Z", 59 - r.seq.min(59));
+        }
+    });
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert!(rep.time_problems > 20);
+    assert_eq!(rep.warnings.iter().filter(|w| w.contains("time goes backwards")).count(), 10);
+    assert!(rep.warnings.iter().any(|w| w.contains("more record(s) with a time")), "{rep}");
+}
+
+#[test]
+fn intent_and_interrupted_records_verify_and_read_back() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let i = j.append(Event::new(EventKind::Unlink, actor("alice", 1000)).outcome(Outcome::Intent).path("/a")).unwrap();
+    j.append(
+        Event::new(EventKind::Unlink, actor("alice", 1000)).outcome(Outcome::Interrupted).path("/a").detail(Detail {
+            intent: Some(i),
+            found: Some("absent".into()),
+            ..Detail::default()
+        }),
+    )
+    .unwrap();
+    j.close().unwrap();
+    verify(&v.audit, &v.key).unwrap();
+    let all: Vec<Record> = records(&v.audit).unwrap().map(|r| r.unwrap()).collect();
+    let got: Vec<&str> = all.iter().filter(|r| r.event == EventKind::Unlink).map(|r| r.outcome.as_str()).collect();
+    assert_eq!(got, ["intent", "interrupted"]);
+}
+
+#[test]
+fn verify_warns_about_intents_without_outcome_once_the_writer_stopped() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let done =
+        j.append(Event::new(EventKind::Unlink, actor("alice", 1000)).outcome(Outcome::Intent).path("/a")).unwrap();
+    j.append(
+        Event::new(EventKind::Unlink, actor("alice", 1000))
+            .path("/a")
+            .detail(Detail { intent: Some(done), ..Detail::default() }),
+    )
+    .unwrap();
+    let cut =
+        j.append(Event::new(EventKind::Rename, actor("alice", 1000)).outcome(Outcome::Intent).path("/b")).unwrap();
+    // In flight while the writer runs: no warning.
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert_eq!(rep.open_intents, 1);
+    assert!(!rep.warnings.iter().any(|w| w.contains("intent")), "{rep}");
+    j.close().unwrap();
+    let rep = verify(&v.audit, &v.key).unwrap();
+    assert!(
+        rep.warnings.iter().any(|w| w.starts_with(&format!("1 intent record(s) have no outcome (seq {cut} (rename))"))),
+        "{rep}"
+    );
 }

@@ -6,12 +6,14 @@ use std::path::Path;
 
 use super::JournalError;
 use super::chain::{Hash, Tip, from_hex, line_hash, to_hex};
+use super::checkpoint::Checkpoint;
 use super::keyfile::{AuditorKey, SEAL_KEY_FILE, SealKeyState};
 use super::lock::writer_is_live;
 use super::reader::{LineInfo, Lines};
 use super::record::{EventKind, Record};
 use super::seal::{EpochKey, check_mac};
 use super::segment::segment_name;
+use super::time::{UnixNanos, format_unix_nanos, parse_time, unix_nanos};
 
 /// Exit status of `audit verify` when everything checks out (warnings allowed).
 pub const EXIT_OK: i32 = crate::exitcode::OK as i32;
@@ -27,6 +29,17 @@ pub const EXIT_INCOMPLETE: i32 = crate::exitcode::AUDIT_INCOMPLETE as i32;
 /// Exit status when the auditor key file is unreadable, malformed, or
 /// belongs to another journal.
 pub const EXIT_WRONG_KEY: i32 = crate::exitcode::AUDIT_WRONG_KEY as i32;
+
+/// Exit status of `audit verify --since TOKEN` when the journal does not
+/// extend the checkpointed one (restored from an older copy, or cut).
+pub const EXIT_ROLLED_BACK: i32 = crate::exitcode::AUDIT_ROLLED_BACK as i32;
+
+/// How far a record's time may lie ahead of the verifier's clock before it
+/// is reported: clocks of two machines differ a little.
+pub const FUTURE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Time problems listed one by one; more are counted in one line.
+const MAX_TIME_NOTES: usize = 10;
 
 /// How many lines past a suspicious one are read to tell the cases apart.
 const LOOKAHEAD: usize = 4096;
@@ -52,6 +65,9 @@ pub enum ProblemKind {
     UnsealedTail,
     /// The last record is incomplete and no writer runs.
     TornTail,
+    /// The journal does not extend an auditor's checkpoint: it ends before
+    /// the checkpoint's seq, or another record stands there.
+    RolledBack,
 }
 
 impl ProblemKind {
@@ -66,6 +82,7 @@ impl ProblemKind {
             ProblemKind::KeyState => "key state",
             ProblemKind::UnsealedTail => "unsealed tail",
             ProblemKind::TornTail => "torn tail",
+            ProblemKind::RolledBack => "rolled back",
         }
     }
 }
@@ -116,6 +133,7 @@ impl VerifyError {
             VerifyError::Failed(p) if matches!(p.kind, ProblemKind::UnsealedTail | ProblemKind::TornTail) => {
                 EXIT_INCOMPLETE
             }
+            VerifyError::Failed(p) if p.kind == ProblemKind::RolledBack => EXIT_ROLLED_BACK,
             VerifyError::Failed(_) => EXIT_TAMPERED,
             VerifyError::WrongKey { .. } | VerifyError::BadKeyFile(_) => EXIT_WRONG_KEY,
             VerifyError::Journal(_) | VerifyError::Unrecorded { .. } => EXIT_CANNOT_VERIFY,
@@ -175,8 +193,20 @@ pub struct VerifyReport {
     pub unsealed: u64,
     /// `torn_tail` records found: recoveries after crashes.
     pub torn_tails: Vec<u64>,
-    /// Things an auditor should know that are not failures.
+    /// Things an auditor should know that are not failures (including
+    /// records whose time goes backwards or lies in the future).
     pub warnings: Vec<String>,
+    /// Records whose time goes backwards, lies more than
+    /// [`FUTURE_TOLERANCE`] ahead of the verifier's clock, or does not parse.
+    pub time_problems: u64,
+    /// `intent` records no later record names in `detail.intent` (counted
+    /// up to [`super::MAX_DANGLING`]); a warning when no writer runs.
+    pub open_intents: u64,
+    /// The last verified seal, to keep off the machine and pass to a later
+    /// `verify --since`.
+    pub checkpoint: Option<Checkpoint>,
+    /// The checkpoint given with `--since`, proven extended by this journal.
+    pub extends: Option<Checkpoint>,
 }
 
 impl fmt::Display for VerifyReport {
@@ -191,6 +221,12 @@ impl fmt::Display for VerifyReport {
         }
         for w in &self.warnings {
             write!(f, "\nwarning: {w}")?;
+        }
+        if let Some(c) = &self.extends {
+            write!(f, "\nextends checkpoint {c}: seq {} is present, sealed and unchanged", c.seq)?;
+        }
+        if let Some(c) = &self.checkpoint {
+            write!(f, "\ncheckpoint: {c}")?;
         }
         Ok(())
     }
@@ -259,7 +295,19 @@ struct Walk<'k> {
     epoch_first_seq: u64,
     seals: u64,
     last_seal_seq: u64,
+    /// Line hash of the seal at `last_seal_seq`.
+    last_seal_hash: Hash,
     records: u64,
+    /// The checkpoint to prove extended, and whether its seq was reached.
+    since: Option<Checkpoint>,
+    since_seen: bool,
+    /// Time of the previous record, and the verifier's clock plus tolerance.
+    prev_time: Option<UnixNanos>,
+    latest_ok: UnixNanos,
+    time_problems: u64,
+    time_notes: Vec<String>,
+    /// Intents without an outcome so far: seq -> kind (bounded).
+    open_intents: std::collections::BTreeMap<u64, EventKind>,
     torn_tails: Vec<u64>,
     /// (first missing segment number, last missing, the segment after the gap).
     segment_gaps: Vec<(u64, u64, u64)>,
@@ -268,6 +316,18 @@ struct Walk<'k> {
 /// Verifies the journal in `audit_dir` against the auditor key. Streams the
 /// segments; memory stays bounded however long the journal is.
 pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, VerifyError> {
+    verify_since(audit_dir, key, None)
+}
+
+/// Like [`verify`], and with `since` also proves that the journal extends
+/// that checkpoint: the record at its seq exists, is a seal, has its hash,
+/// and the chain continues from it. Otherwise the problem is
+/// [`ProblemKind::RolledBack`] (exit [`EXIT_ROLLED_BACK`]).
+pub fn verify_since(
+    audit_dir: &Path,
+    key: &AuditorKey,
+    since: Option<Checkpoint>,
+) -> Result<VerifyReport, VerifyError> {
     // seal.key first: a live writer only moves it forward after the seal it
     // follows is durable, so the journal read next holds at least its seals.
     let key_path = audit_dir.join(SEAL_KEY_FILE);
@@ -296,14 +356,35 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
         epoch_first_seq: 1,
         seals: 0,
         last_seal_seq: 0,
+        last_seal_hash: [0u8; 32],
         records: 0,
+        since,
+        since_seen: false,
+        prev_time: None,
+        latest_ok: unix_nanos(std::time::SystemTime::now()) + FUTURE_TOLERANCE.as_nanos() as i128,
+        time_problems: 0,
+        time_notes: Vec::new(),
+        open_intents: std::collections::BTreeMap::new(),
         torn_tails: Vec::new(),
         segment_gaps: gaps(&segments),
     };
     let mut cursor = Cursor { lines, buf: VecDeque::new() };
     let mut torn: Option<Entry> = None;
 
-    while let Some(cur) = cursor.next()? {
+    // A line longer than any record is damage at the record after the tip.
+    let too_long = |e: JournalError, seq: u64| match e {
+        JournalError::LineTooLong { path, line, limit } => VerifyError::Failed(Problem {
+            seq,
+            kind: ProblemKind::Changed,
+            what: format!("a line is longer than {limit} bytes, more than any record the journal writes"),
+            location: Some((
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                line.unwrap_or(0),
+            )),
+        }),
+        e => VerifyError::Journal(e),
+    };
+    while let Some(cur) = cursor.next().map_err(|e| too_long(e, walk.tip.seq + 1))? {
         if !cur.info.complete {
             let is_end = cur.info.last_in_segment && segments.last() == Some(&cur.info.segment);
             if is_end {
@@ -322,7 +403,8 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
             _ => false,
         };
         if !follows {
-            return Err(VerifyError::Failed(walk.classify(&cur, &mut cursor)?));
+            let seq = walk.tip.seq + 1;
+            return Err(VerifyError::Failed(walk.classify(&cur, &mut cursor).map_err(|e| too_long(e, seq))?));
         }
         walk.accept(cur)?;
     }
@@ -337,6 +419,21 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
         }));
     }
 
+    // The checkpoint before anything else: a restored older copy is
+    // consistent in itself, so this is what names it.
+    if let Some(c) = since.filter(|_| !walk.since_seen) {
+        return Err(VerifyError::Failed(Problem {
+            seq: c.seq,
+            kind: ProblemKind::RolledBack,
+            what: format!(
+                "the journal ends at seq {last_seq}, before the checkpoint's seq {}: it was restored from an older \
+                 copy or records up to the checkpoint were cut",
+                c.seq
+            ),
+            location: None,
+        }));
+    }
+
     let mut report = VerifyReport {
         journal_id: key.journal_id_hex(),
         segments: segments.len(),
@@ -346,8 +443,31 @@ pub fn verify(audit_dir: &Path, key: &AuditorKey) -> Result<VerifyReport, Verify
         last_sealed_seq: walk.last_seal_seq,
         writer_live,
         torn_tails: walk.torn_tails.clone(),
+        time_problems: walk.time_problems,
+        open_intents: walk.open_intents.len() as u64,
+        checkpoint: (walk.last_seal_seq > 0)
+            .then_some(Checkpoint { seq: walk.last_seal_seq, hash: walk.last_seal_hash }),
+        extends: since,
         ..VerifyReport::default()
     };
+    report.warnings.append(&mut walk.time_notes);
+    if !writer_live && !walk.open_intents.is_empty() {
+        let first: Vec<String> =
+            walk.open_intents.iter().take(5).map(|(seq, kind)| format!("seq {seq} ({kind})")).collect();
+        report.warnings.push(format!(
+            "{} intent record(s) have no outcome ({}{}): the daemon stopped before reporting them; the next mount \
+             records them as interrupted",
+            walk.open_intents.len(),
+            first.join(", "),
+            if walk.open_intents.len() > first.len() { ", ..." } else { "" }
+        ));
+    }
+    if walk.time_problems > MAX_TIME_NOTES as u64 {
+        report.warnings.push(format!(
+            "{} more record(s) with a time going backwards or in the future",
+            walk.time_problems - MAX_TIME_NOTES as u64
+        ));
+    }
     for &(a, b, _) in &walk.segment_gaps {
         report.warnings.push(format!(
             "segment numbers {} are absent although no record is missing",
@@ -495,6 +615,33 @@ impl Walk<'_> {
             self.epoch_key.advance();
             self.epoch_first_seq = seq + 1;
             self.last_seal_seq = seq;
+            self.last_seal_hash = cur.hash;
+        }
+        if let Some(c) = self.since.filter(|c| c.seq == seq) {
+            let what = if rec.event != EventKind::Seal {
+                Some(format!("seq {seq} is a {} record, not the seal the checkpoint names", rec.event))
+            } else if cur.hash != c.hash {
+                Some(format!(
+                    "seq {seq} is a seal with hash {}, not the checkpoint's {}: the journal was replaced by \
+                     another history",
+                    to_hex(&cur.hash),
+                    to_hex(&c.hash)
+                ))
+            } else {
+                None
+            };
+            if let Some(what) = what {
+                return Err(fail(seq, ProblemKind::RolledBack, what, &cur));
+            }
+            self.since_seen = true;
+        }
+        self.check_time(seq, &rec.ts);
+        if rec.outcome == super::record::Outcome::Intent {
+            if self.open_intents.len() < super::intents::MAX_DANGLING {
+                self.open_intents.insert(seq, rec.event);
+            }
+        } else if let Some(i) = rec.detail.intent {
+            self.open_intents.remove(&i);
         }
         if rec.event == EventKind::TornTail {
             self.torn_tails.push(seq);
@@ -504,6 +651,34 @@ impl Walk<'_> {
         self.tip = Tip { seq, hash: cur.hash };
         self.tip_bytes = cur.bytes;
         Ok(())
+    }
+
+    /// Notes a record whose time is invalid, earlier than the previous
+    /// record's, or ahead of the verifier's clock by more than the tolerance.
+    fn check_time(&mut self, seq: u64, ts: &str) {
+        let t = parse_time(ts);
+        let note = match (t, self.prev_time) {
+            (None, _) => Some(format!("seq {seq}: the time {ts:?} is not a valid timestamp")),
+            (Some(t), Some(p)) if t < p => Some(format!(
+                "seq {seq}: time goes backwards: {ts} is before {} of seq {}",
+                format_unix_nanos(p),
+                seq - 1
+            )),
+            (Some(t), _) if t > self.latest_ok => Some(format!(
+                "seq {seq}: time {ts} is in the future (more than {} s ahead of this machine's clock)",
+                FUTURE_TOLERANCE.as_secs()
+            )),
+            _ => None,
+        };
+        if let Some(n) = note {
+            self.time_problems += 1;
+            if self.time_notes.len() < MAX_TIME_NOTES {
+                self.time_notes.push(n);
+            }
+        }
+        if t.is_some() {
+            self.prev_time = t;
+        }
     }
 
     fn check_seal(&self, cur: &Entry, rec: &Record) -> Result<(), VerifyError> {

@@ -29,7 +29,7 @@ use super::record::{Detail, Event, EventKind, Record};
 use super::recover::{self, TornInfo};
 use super::requests;
 use super::seal::{EpochKey, JOURNAL_ID_LEN, MAC_PLACEHOLDER, fill_mac};
-use super::segment::{create_segment, segment_name};
+use super::segment::{MAX_LINE, create_segment, segment_name};
 use super::syslog::{Syslog, SyslogOptions};
 use super::time::format_rfc3339_nanos;
 
@@ -193,6 +193,9 @@ impl Journal {
             return Err(JournalError::NotInitialized { dir });
         }
         let lock = lock::acquire(&dir, opts.lock_wait)?;
+        if opts.ingest_requests {
+            requests::make_sticky(&dir);
+        }
         // A leftover temporary key from a crash during replacement: the
         // rename never happened, so seal.key is the one in force.
         let _ = std::fs::remove_file(dir.join(SEAL_KEY_TMP));
@@ -482,8 +485,14 @@ impl Inner {
     /// Serializes `ev` as the next record and queues its line.
     fn enqueue(&self, st: &mut State, ev: Event) -> u64 {
         let seq = st.tentative.next_seq;
-        let rec = Record::from_event(ev, seq, format_rfc3339_nanos(SystemTime::now()), to_hex(&st.tentative.last_hash));
-        let line = rec.to_line();
+        let mut rec =
+            Record::from_event(ev, seq, format_rfc3339_nanos(SystemTime::now()), to_hex(&st.tentative.last_hash));
+        let mut line = rec.to_line();
+        if line.len() > MAX_LINE {
+            // No reader accepts a longer line: keep the event, cut its text.
+            rec.cut_to_fit();
+            line = rec.to_line();
+        }
         self.push_line(st, &rec, line);
         st.tentative.epoch_records += 1;
         st.tentative.epoch_started.get_or_insert_with(Instant::now);
@@ -694,10 +703,15 @@ impl Inner {
     /// Records events queued by keytool commands, deleting each request
     /// once its record is durable.
     fn ingest(&self) {
-        for req in requests::pending(&self.dir) {
-            if self.append_event(req.event).is_ok() {
+        let mut claimed = requests::pending(&self.dir).into_iter();
+        while let Some(req) = claimed.next() {
+            let event = req.event.clone();
+            if self.append_event(event).is_ok() {
+                // If this fails the claimed file stays, and is never read again.
                 let _ = std::fs::remove_file(&req.path);
             } else {
+                requests::unclaim(&req);
+                claimed.for_each(|r| requests::unclaim(&r));
                 return;
             }
         }
@@ -759,10 +773,15 @@ pub fn init_journal(audit_dir: &Path) -> Result<super::AuditorKey, JournalError>
     }
     let req = dir.join(requests::REQUESTS_DIR);
     if !req.exists() {
+        use std::os::unix::fs::PermissionsExt;
         std::fs::DirBuilder::new()
-            .mode(0o730)
+            .mode(0o700)
             .create(&req)
             .map_err(|e| JournalError::io(&req, "create requests directory", e))?;
+        // Set explicitly: the umask must not take the group's write bit or
+        // the sticky bit away.
+        std::fs::set_permissions(&req, std::fs::Permissions::from_mode(requests::REQUESTS_DIR_MODE))
+            .map_err(|e| JournalError::io(&req, "set mode of requests directory", e))?;
     }
     let mut journal_id = [0u8; JOURNAL_ID_LEN];
     getrandom::fill(&mut journal_id).map_err(|e| JournalError::Random(e.to_string()))?;
