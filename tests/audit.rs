@@ -514,3 +514,42 @@ fn card_numbers_on_command_lines_are_masked_in_the_journal() {
         assert_eq!(field(r, "path"), "/card-4111111111111111.txt");
     }
 }
+
+/// Who acted is the program running now and the person behind it: a process
+/// that reads one file and then execs another program is recorded as that
+/// program for what it does next (no stale cache by pid), and root acting as
+/// someone else (`runuser` in a login session of uid 1234) carries the login
+/// uid of the person.
+#[test]
+fn records_name_the_program_running_now_and_the_login_behind_it() {
+    let mut u = Users::new();
+    let carol = u.user("carol", "carol", &[]);
+    let vol = Volume::new();
+    let m = vol.mount();
+    for f in ["f1.wav", "f2.wav"] {
+        fs::write(m.p(f), b"call").unwrap();
+        fs::set_permissions(m.p(f), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (f1, f2) = (m.p("f1.wav"), m.p("f2.wav"));
+    let same_pid =
+        Command::new("sh").arg("-c").arg(r#"read x < "$1"; exec cat "$2""#).arg("sh").arg(&f1).arg(&f2).output();
+    assert!(same_pid.unwrap().status.success());
+    let login = Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo 1234 > /proc/self/loginuid && exec runuser -u "$2" -- cat "$1""#)
+        .arg("sh")
+        .arg(&f1)
+        .arg(&carol)
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    assert!(m.unmount().success());
+    let opens = records(&vol, &["--event", "open"]);
+    let by_root = |path: &str| opens.iter().find(|r| field(r, "path") == path && r["uid"] == 0).unwrap();
+    let (o1, o2) = (by_root("/f1.wav"), by_root("/f2.wav"));
+    assert_eq!(o1["pid"], o2["pid"], "one process, before and after its exec");
+    assert!(field(o1, "exe").ends_with("sh"), "{o1}");
+    assert_eq!(field(o2, "exe"), "/usr/bin/cat", "the exec'd program, not the shell: {o2}");
+    let as_carol = opens.iter().find(|r| field(r, "user") == carol).expect("carol's open");
+    assert_eq!(as_carol["login_uid"], 1234, "root acting as carol shows the login behind it: {as_carol}");
+}

@@ -272,3 +272,31 @@ fn with_the_journal_full_nothing_changes_unrecorded() {
     let verified = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}"]);
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
 }
+/// The daemon killed between an operation's intent and its outcome, before
+/// and after the effect: the journal shows the intent, and the next mount
+/// records it as interrupted with what it found at the path.
+#[test]
+fn a_crash_between_intent_and_outcome_is_recorded_by_the_next_mount() {
+    for (stage, expect_present) in [("after-intent", true), ("before-outcome", false)] {
+        let vol = Volume::new();
+        let m = vol.mount();
+        fs::write(m.p("call.wav"), b"recorded").unwrap();
+        assert!(m.unmount().success());
+        let fault = format!("{stage}:unlink");
+        let m = vol.mount_env(&[], &[("CALLVAULTD_FAULT", &fault)]).unwrap();
+        assert!(fs::remove_file(m.p("call.wav")).is_err(), "{stage}: the daemon died during the unlink");
+        let _ = m.stop_with(nix::sys::signal::Signal::SIGKILL);
+        let _ = Command::new("umount").arg("-l").arg(vol.mountpoint()).status();
+        let m = vol.mount();
+        assert_eq!(m.p("call.wav").exists(), expect_present, "{stage}");
+        assert!(m.unmount().success());
+        let recs = vol.records(&["--event", "unlink", "--path", "/call.wav"]);
+        let outcomes: Vec<&str> = recs.iter().map(outcome).collect();
+        assert_eq!(outcomes, ["intent", "interrupted"], "{stage}: {recs:?}");
+        assert_eq!(recs[1]["detail"]["intent"], recs[0]["seq"], "{stage}: names its intent");
+        let found = if expect_present { "path present" } else { "path absent" };
+        assert_eq!(recs[1]["detail"]["found"], found, "{stage}");
+        let verified = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}"]);
+        assert!(verified.status.success(), "{stage}: {}", String::from_utf8_lossy(&verified.stdout));
+    }
+}

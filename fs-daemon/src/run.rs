@@ -349,6 +349,13 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let _lock = lock_volume(&paths)?;
     let journal = open_journal(&args, &paths)?;
+    // Read before this session's records: what the last one left undone.
+    let dangling = match &journal {
+        Some(j) => {
+            callvault::journal::dangling_intents(j.dir()).map_err(|e| Fatal::new(exitcode::AUDIT_UNAVAILABLE, e))?
+        }
+        None => Default::default(),
+    };
     let record = |ev: Event| -> Result<(), Fatal> {
         match &journal {
             Some(j) => j.append(ev).map(drop).map_err(|e| Fatal::new(exitcode::AUDIT_UNAVAILABLE, e)),
@@ -389,6 +396,17 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         Vault::new(&paths.data(), unlocked.keys, policy, journal, VaultOptions { read_only: args.read_only })
             .map_err(|e| Fatal::new(exitcode::DAMAGED_HEADER, format!("volume data directory: {e}")))?,
     );
+    if !dangling.intents.is_empty() {
+        warn!(
+            "{} operation(s) of the last session were interrupted between their intent and their outcome; \
+             recorded as interrupted with what is found now{}",
+            dangling.intents.len(),
+            if dangling.more { " (more than could be listed; see `audit show --outcome intent`)" } else { "" }
+        );
+        vault.record_interrupted(&dangling.intents).map_err(|_| {
+            Fatal::new(exitcode::AUDIT_UNAVAILABLE, "interrupted operations could not be recorded in the audit journal")
+        })?;
+    }
     let as_root = nix::unistd::geteuid().is_root();
     let mut options = vec![
         MountOption::FSName(format!("callvault:{}", args.volume.display())),

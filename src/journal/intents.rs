@@ -36,6 +36,8 @@ pub struct DanglingIntent {
     pub kind: EventKind,
     pub path: Option<String>,
     pub path2: Option<String>,
+    /// The paths are written escaped (`detail.escaped`): see [`Detail::escaped`](super::Detail::escaped).
+    pub escaped: bool,
     pub actor: Actor,
 }
 
@@ -94,7 +96,14 @@ pub fn dangling_intents(audit_dir: &Path) -> Result<DanglingIntents, JournalErro
                     let actor = rec.actor();
                     open.insert(
                         rec.seq,
-                        DanglingIntent { seq: rec.seq, kind: rec.event, path: rec.path, path2: rec.path2, actor },
+                        DanglingIntent {
+                            seq: rec.seq,
+                            kind: rec.event,
+                            escaped: rec.detail.escaped == Some(true),
+                            path: rec.path,
+                            path2: rec.path2,
+                            actor,
+                        },
                     );
                 } else {
                     out.more = true;

@@ -2,8 +2,8 @@
 //!
 //! Every record is durable before the operation's result goes back to the
 //! caller. If a record cannot be written, the operation answers EIO: nothing
-//! is served unrecorded. Who did it (user, executable, command line) is read
-//! from /proc once a second per process, not on every request.
+//! is served unrecorded. Who did it (login uid, session, executable, command
+//! line) is read from /proc for every record; user names are cached per uid.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,16 +17,16 @@ use super::Caller;
 use super::inode::lock;
 use super::paths::VolPath;
 
-const ACTOR_TTL: Duration = Duration::from_secs(1);
-const ACTOR_CACHE_SWEEP: usize = 4096;
-
-/// (pid, uid, gid) of a request.
-type ActorKey = (u32, u32, u32);
+/// How long a user name looked up for a uid is reused.
+const NAME_TTL: Duration = Duration::from_secs(10);
+/// Above this many cached names, expired ones are swept.
+const NAME_CACHE_SWEEP: usize = 4096;
 
 pub struct Audit {
     journal: Option<Journal>,
     fault: Option<Fault>,
-    actors: Mutex<HashMap<ActorKey, (Instant, Actor)>>,
+    /// User names by uid, with when they were looked up.
+    names: Mutex<HashMap<u32, (Instant, Option<String>)>>,
 }
 
 /// Open flags by name, for open and create records.
@@ -148,29 +148,34 @@ pub fn outcome<T>(r: &Result<T, Errno>) -> Outcome {
 impl Audit {
     /// `None` runs without a journal (`--no-audit`, benchmarks only).
     pub fn new(journal: Option<Journal>) -> Self {
-        Audit { journal, fault: Fault::from_env(), actors: Mutex::new(HashMap::new()) }
+        Audit { journal, fault: Fault::from_env(), names: Mutex::new(HashMap::new()) }
     }
 
     pub fn enabled(&self) -> bool {
         self.journal.is_some()
     }
 
-    /// The process behind a request: uid and user, gid, pid, exe, command line.
+    /// The process behind a request: uid and user, gid, pid, login uid and
+    /// session, exe, command line. Everything but the user name is read from
+    /// /proc for each record: a process that execs another program is
+    /// recorded as what it runs now. Names come from NSS, cached per uid for
+    /// [`NAME_TTL`] (a lookup may go to LDAP).
     pub fn actor(&self, who: &Caller) -> Actor {
-        let key = (who.pid, who.uid, who.gid);
         let now = Instant::now();
-        if let Some((at, a)) = lock(&self.actors).get(&key)
-            && now.duration_since(*at) < ACTOR_TTL
-        {
-            return a.clone();
-        }
-        let actor = Actor::for_process(who.uid, who.gid, who.pid);
-        let mut cache = lock(&self.actors);
-        if cache.len() > ACTOR_CACHE_SWEEP {
-            cache.retain(|_, (at, _)| now.duration_since(*at) < ACTOR_TTL);
-        }
-        cache.insert(key, (now, actor.clone()));
-        actor
+        let cached = lock(&self.names).get(&who.uid).filter(|(at, _)| now.duration_since(*at) < NAME_TTL).cloned();
+        let user = match cached {
+            Some((_, name)) => name,
+            None => {
+                let name = callvault::journal::user_name(who.uid);
+                let mut names = lock(&self.names);
+                if names.len() > NAME_CACHE_SWEEP {
+                    names.retain(|_, (at, _)| now.duration_since(*at) < NAME_TTL);
+                }
+                names.insert(who.uid, (now, name.clone()));
+                name
+            }
+        };
+        Actor::for_process_with_user(who.uid, who.gid, who.pid, user)
     }
 
     /// Appends `ev` durably; EIO (and a log line) if it cannot be recorded.
@@ -193,10 +198,28 @@ impl Audit {
         path2: Option<&VolPath>,
         detail: Detail,
     ) -> Result<(), Errno> {
-        if !self.enabled() {
-            return Ok(());
-        }
-        self.record(event(kind, self.actor(who), outcome(r), path, path2, detail))
+        self.log_as(self.actor_of(who), kind, r, path, path2, detail)
+    }
+
+    /// The actor to name in records for `who`: `None` without a journal.
+    /// Kept on a handle, it names the opener in the close record even after
+    /// that process is gone.
+    pub fn actor_of(&self, who: &Caller) -> Option<Actor> {
+        self.enabled().then(|| self.actor(who))
+    }
+
+    /// [`Audit::log`] with the actor already read.
+    pub fn log_as<T>(
+        &self,
+        actor: Option<Actor>,
+        kind: EventKind,
+        r: &Result<T, Errno>,
+        path: Option<&VolPath>,
+        path2: Option<&VolPath>,
+        detail: Detail,
+    ) -> Result<(), Errno> {
+        let Some(actor) = actor else { return Ok(()) };
+        self.record(event(kind, actor, outcome(r), path, path2, detail))
     }
 
     /// Records that `who` is about to do `kind`, durably, before it takes
@@ -210,8 +233,20 @@ impl Audit {
         path2: Option<&VolPath>,
         detail: Detail,
     ) -> Result<Intent, Errno> {
-        let Some(j) = &self.journal else { return Ok(Intent { seq: 0, ev: None }) };
-        let ev = event(kind, self.actor(who), Outcome::Intent, path, path2, detail);
+        self.intend_as(self.actor_of(who), kind, path, path2, detail)
+    }
+
+    /// [`Audit::intend`] with the actor already read.
+    pub fn intend_as(
+        &self,
+        actor: Option<Actor>,
+        kind: EventKind,
+        path: Option<&VolPath>,
+        path2: Option<&VolPath>,
+        detail: Detail,
+    ) -> Result<Intent, Errno> {
+        let (Some(j), Some(actor)) = (&self.journal, actor) else { return Ok(Intent { seq: 0, ev: None }) };
+        let ev = event(kind, actor, Outcome::Intent, path, path2, detail);
         match j.append(ev.clone()) {
             Ok(seq) => {
                 self.inject(FaultStage::AfterIntent, kind);

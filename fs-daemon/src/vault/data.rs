@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use callvault::journal::Actor;
 use nix::errno::Errno;
 
 use super::file::OpenFile;
@@ -25,8 +26,9 @@ pub struct Handle {
     /// it after a policy reload takes away its `list` right.
     pub ino: u64,
     pub owner_uid: u32,
-    /// Who opened it, where, and how: what the close record reports.
-    pub opener: Caller,
+    /// Who opened it, as read at open (the process may be gone by the
+    /// close), where, and how: what the close record reports.
+    pub opener_actor: Option<Actor>,
     pub path: VolPath,
     pub file: Arc<OpenFile>,
     pub readable: bool,
@@ -53,7 +55,14 @@ impl Vault {
     /// Opens a handle on `ino`, known at `path` (the namespace lock held);
     /// `read` and `write` rights are checked here and kept on the handle.
     /// O_TRUNC is left to the caller, which records it first.
-    pub(super) fn do_open(&self, ino: u64, path: &VolPath, flags: i32, who: &Caller) -> Result<u64, Errno> {
+    pub(super) fn do_open(
+        &self,
+        ino: u64,
+        path: &VolPath,
+        flags: i32,
+        who: &Caller,
+        actor: Option<Actor>,
+    ) -> Result<u64, Errno> {
         let inode = self.inode(ino)?;
         let (readable, writable) = access_of(flags);
         if readable {
@@ -62,7 +71,7 @@ impl Vault {
         if writable || flags & libc::O_TRUNC != 0 {
             self.allow_path(who, "open", path, Right::Write)?;
         }
-        self.open_with(&inode, flags, None, who, path.clone())
+        self.open_with(&inode, flags, None, who, path.clone(), actor)
     }
 
     /// Opens a handle on `inode`; `fresh` is the descriptor of a file just created.
@@ -73,6 +82,7 @@ impl Vault {
         fresh: Option<File>,
         who: &Caller,
         path: VolPath,
+        actor: Option<Actor>,
     ) -> Result<u64, Errno> {
         match inode.kind {
             Kind::File => {}
@@ -87,7 +97,7 @@ impl Vault {
         let handle = Handle {
             ino: inode.ino,
             owner_uid: who.uid,
-            opener: *who,
+            opener_actor: actor,
             path,
             file,
             readable,

@@ -133,8 +133,9 @@ impl Vault {
             mode: octal(mode & !umask),
             ..Detail::default()
         };
-        let mut intent = self.audit.intend(who, EventKind::Create, Some(&at.path), None, detail)?;
-        let r = if exists { Err(Errno::EEXIST) } else { self.do_create(&at, mode, umask, flags, who) };
+        let actor = self.audit.actor_of(who);
+        let mut intent = self.audit.intend_as(actor.clone(), EventKind::Create, Some(&at.path), None, detail)?;
+        let r = if exists { Err(Errno::EEXIST) } else { self.do_create(&at, mode, umask, flags, who, actor) };
         if let Ok((_, fh)) = &r {
             intent.set_fh(*fh);
         }
@@ -171,7 +172,8 @@ impl Vault {
             Ok(p) => p,
             Err(e) => return self.refused(who, EventKind::Open, None, e),
         };
-        let r = self.do_open(ino, &path, flags, who);
+        let actor = self.audit.actor_of(who);
+        let r = self.do_open(ino, &path, flags, who, actor.clone());
         let mut detail = Detail {
             flags: Some(flag_names(flags)),
             access: Some(access_name(readable, writable).into()),
@@ -182,7 +184,7 @@ impl Vault {
         let fh = match r {
             Ok(fh) if truncating => fh,
             r => {
-                if let Err(e) = self.audit.log(who, EventKind::Open, &r, Some(&path), None, detail) {
+                if let Err(e) = self.audit.log_as(actor, EventKind::Open, &r, Some(&path), None, detail) {
                     if let Ok(fh) = r {
                         let _ = self.do_release(fh);
                     }
@@ -192,7 +194,7 @@ impl Vault {
             }
         };
         detail.fh = Some(fh);
-        let intent = match self.audit.intend(who, EventKind::Open, Some(&path), None, detail) {
+        let intent = match self.audit.intend_as(actor, EventKind::Open, Some(&path), None, detail) {
             Ok(i) => i,
             Err(e) => {
                 let _ = self.do_release(fh);
@@ -221,7 +223,7 @@ impl Vault {
             access: Some(access_name(h.readable, h.writable).into()),
             ..Detail::default()
         };
-        self.audit.log(&h.opener, EventKind::Close, &r, Some(&h.path), None, detail)?;
+        self.audit.log_as(h.opener_actor.clone(), EventKind::Close, &r, Some(&h.path), None, detail)?;
         r
     }
 

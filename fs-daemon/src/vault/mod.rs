@@ -16,6 +16,7 @@ pub mod journaled;
 pub mod meta;
 pub mod namespace;
 pub mod paths;
+pub mod recovery;
 #[cfg(test)]
 mod tests;
 
@@ -82,6 +83,25 @@ fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// Reads the ID of the backing directory `dir` from its `.dirid` (`ino`
+/// names it in the log line if the file is damaged).
+pub(crate) fn read_dir_id(dir: &impl std::os::fd::AsFd, ino: u64) -> Result<[u8; DIRID_LEN], Errno> {
+    let damaged = |why: &str| {
+        error!("directory inode {ino}: {DIRID_FILE} {why}; its entries cannot be named");
+        Errno::EIO
+    };
+    let fd = openat(dir, DIRID_FILE, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())
+        .map_err(|e| damaged(&format!("cannot be opened ({e})")))?;
+    let mut id = [0u8; DIRID_LEN];
+    let mut f = File::from(fd);
+    let mut extra = [0u8; 1];
+    f.read_exact(&mut id).map_err(|_| damaged("is too short"))?;
+    if f.read(&mut extra).map_err(io_errno)? != 0 {
+        return Err(damaged("is too long"));
+    }
+    Ok(id)
+}
+
 impl Vault {
     /// Opens the backing data directory of an unlocked volume.
     pub fn new(
@@ -137,19 +157,7 @@ impl Vault {
         if let Some(id) = dir.dir_id.get() {
             return Ok(*id);
         }
-        let damaged = |why: &str| {
-            error!("directory inode {}: {DIRID_FILE} {why}; its entries cannot be named", dir.ino);
-            Errno::EIO
-        };
-        let fd = openat(&dir.fd()?, DIRID_FILE, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())
-            .map_err(|e| damaged(&format!("cannot be opened ({e})")))?;
-        let mut id = [0u8; DIRID_LEN];
-        let mut f = File::from(fd);
-        let mut extra = [0u8; 1];
-        f.read_exact(&mut id).map_err(|_| damaged("is too short"))?;
-        if f.read(&mut extra).map_err(io_errno)? != 0 {
-            return Err(damaged("is too long"));
-        }
+        let id = read_dir_id(&*dir.fd()?, dir.ino)?;
         Ok(*dir.dir_id.get_or_init(|| id))
     }
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+use callvault::journal::Actor;
 use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
 use log::{error, warn};
 use nix::errno::Errno;
@@ -155,6 +156,7 @@ impl Vault {
         umask: u32,
         flags: i32,
         caller: &Caller,
+        actor: Option<Actor>,
     ) -> Result<(Attr, u64), Errno> {
         let (p, bn) = (&at.p, &at.bn);
         self.write_long_name(p, bn)?;
@@ -174,7 +176,7 @@ impl Vault {
         }
         let (attr, inode) = self.child_at(p, bn.entry(), &at.name, st)?;
         let fh = self
-            .open_with(&inode, flags, Some(File::from(fd)), caller, at.path.clone())
+            .open_with(&inode, flags, Some(File::from(fd)), caller, at.path.clone(), actor)
             .inspect_err(|_| self.forget(attr.ino, 1))?;
         Ok((attr, fh))
     }
