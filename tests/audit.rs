@@ -553,3 +553,24 @@ fn records_name_the_program_running_now_and_the_login_behind_it() {
     let as_carol = opens.iter().find(|r| field(r, "user") == carol).expect("carol's open");
     assert_eq!(as_carol["login_uid"], 1234, "root acting as carol shows the login behind it: {as_carol}");
 }
+
+/// A session's start is sealed at once: a daemon killed right after
+/// mounting leaves its unlock and mount records under a seal, so cutting the
+/// unsealed tail of a crashed journal cannot erase them, and the auditor's
+/// checkpoint covers them.
+#[test]
+fn unlock_and_mount_records_are_sealed_at_once() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    let _ = m.stop_with(nix::sys::signal::Signal::SIGKILL);
+    let _ = Command::new("umount").arg("-l").arg(vol.mountpoint()).status();
+    let all = records(&vol, &[]);
+    let last = |event: &str| all.iter().filter(|r| field(r, "event") == event).filter_map(|r| r["seq"].as_u64()).max();
+    let (unlock, mount) = (last("unlock").unwrap(), last("mount").expect("the mount record, before readiness"));
+    let out = verify(&vol);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let token = text.lines().find_map(|l| l.strip_prefix("checkpoint: ")).expect("a checkpoint line");
+    let sealed: u64 = token.split('-').nth(1).unwrap().parse().unwrap();
+    assert!(sealed > mount && mount > unlock, "checkpoint at seq {sealed}, unlock {unlock}, mount {mount}");
+}

@@ -15,7 +15,6 @@ use fuser::{
 use log::debug;
 use nix::errno::Errno;
 
-use crate::notify::Notifier;
 use crate::vault::inode::Kind;
 use crate::vault::{Attr, Caller, SetAttr, SetTime, Vault};
 
@@ -32,8 +31,6 @@ thread_local! {
 
 pub struct CallvaultFs {
     pub vault: Arc<Vault>,
-    pub notifier: Notifier,
-    pub mountpoint: String,
 }
 
 fn file_type(k: Kind) -> FileType {
@@ -120,8 +117,8 @@ impl Filesystem for CallvaultFs {
         if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2) {
             log::debug!("the kernel does not delegate privilege clearing ({e:?})");
         }
-        self.notifier.ready(&self.mountpoint);
-        log::info!("serving {}", self.mountpoint);
+        // Readiness is announced by run.rs once the mount is also recorded
+        // and sealed in the journal (INIT completes inside Session::new).
         Ok(())
     }
 

@@ -424,7 +424,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     config.n_threads = Some(args.threads as usize);
     config.clone_fd = true;
 
-    let fs = CallvaultFs { vault: vault.clone(), notifier, mountpoint: mountpoint.display().to_string() };
+    let fs = CallvaultFs { vault: vault.clone() };
     let mut session = fuser::Session::new(fs, &mountpoint, &config).map_err(|e| {
         Fatal::new(exitcode::FUSE_UNAVAILABLE, format!("cannot mount at {}: {e}", mountpoint.display()))
     })?;
@@ -437,6 +437,10 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         .record(Event::new(EventKind::Mount, Actor::current_process()).path("/").detail(mounted))
         .and_then(|()| vault.audit.seal())
         .map_err(|_| Fatal::new(exitcode::AUDIT_UNAVAILABLE, "the mount could not be recorded in the audit journal"))?;
+    // The kernel's INIT was answered inside Session::new: the mount answers,
+    // and its start is recorded and sealed. Only now is it ready.
+    notifier.ready(&mountpoint.display().to_string());
+    info!("serving {}", mountpoint.display());
     let shown = mountpoint.display().to_string();
     let (reload_vault, policy_path) = (vault.clone(), args.policy.clone());
     std::thread::Builder::new()
