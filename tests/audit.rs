@@ -11,15 +11,7 @@ use crate::harness::{OwnMount, Volume, pattern};
 use crate::users::{Users, as_user};
 
 fn records(vol: &Volume, filter: &[&str]) -> Vec<Value> {
-    let mut args = vec!["show", "{vol}", "--format", "json"];
-    args.extend_from_slice(filter);
-    let out = vol.audit(&args);
-    assert!(out.status.success(), "audit show: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json line {l}: {e}")))
-        .collect()
+    vol.records(filter)
 }
 
 fn field<'a>(r: &'a Value, k: &str) -> &'a str {
@@ -268,16 +260,11 @@ fn a_full_journal_fails_closed() {
     assert!(m.unmount().success());
     // Put the journal on a tiny tmpfs of its own.
     let audit = vol.path.join("audit");
-    let _own = OwnMount::new(&audit, vol.dir.path(), "size=256k");
+    let own = OwnMount::new(&audit, vol.dir.path(), "size=256k");
     let m = vol.mount();
     assert_eq!(fs::read(m.p("call.wav")).unwrap(), b"recorded call");
     // Fill it.
-    let filler = audit.join("filler");
-    let _ = Command::new("dd")
-        .arg("if=/dev/zero")
-        .arg(format!("of={}", filler.display()))
-        .args(["bs=4k", "status=none"])
-        .status();
+    let filler = own.fill();
     let mut refused = false;
     for _ in 0..200 {
         match fs::read(m.p("call.wav")) {

@@ -215,12 +215,7 @@ fn with_the_journal_full_nothing_changes_unrecorded() {
     let m = vol.mount();
     // Only what happens from here on counts (the fixtures' own records do not).
     let baseline = vol.records(&[]).iter().filter_map(|r| r["seq"].as_u64()).max().unwrap();
-    let filler = audit.join("filler");
-    let _ = Command::new("dd")
-        .arg("if=/dev/zero")
-        .arg(format!("of={}", filler.display()))
-        .args(["bs=4k", "status=none"])
-        .status();
+    let filler = own.fill();
 
     let ops = ops();
     // (op, attempts that succeeded, the attempt refused with EIO)

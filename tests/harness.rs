@@ -288,6 +288,19 @@ impl OwnMount {
 }
 
 impl OwnMount {
+    /// Fills the filesystem with one file of zeros; returns its path
+    /// (remove it to free the space again).
+    pub fn fill(&self) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let _ = Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", filler.display()))
+            .args(["bs=4k", "status=none"])
+            .stderr(Stdio::null())
+            .status();
+        filler
+    }
+
     /// Unmounts, leaving in the directory what the filesystem held last.
     pub fn unmount_keeping_contents(self, scratch: &std::path::Path) {
         let kept = scratch.join("kept");
