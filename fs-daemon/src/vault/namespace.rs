@@ -77,7 +77,7 @@ impl Vault {
                     return Err(Errno::EAGAIN); // replaced between stat and open; the kernel retries
                 }
                 let loc = Location { parent: p.ino, name: name.to_vec() };
-                self.inodes.remember(ino, || Inode::new(ino, kind, fd, loc))
+                self.inodes.remember(ino, kind, fd, &again, loc)
             }
         };
         inode.set_location(p.ino, name);
@@ -230,6 +230,7 @@ impl Vault {
         if kind_of(st.st_mode) == Some(Kind::Dir) {
             return Err(Errno::EISDIR);
         }
+        self.keep_descriptor_of(&p, bn.entry()); // it may lose its last name
         unlinkat(&p.fd()?, bn.entry(), UnlinkatFlags::NoRemoveDir)?;
         self.remove_long_name(&p, &bn);
         Ok(())
@@ -242,6 +243,7 @@ impl Vault {
         let p = self.dir_inode(parent)?;
         let bn = self.backing_name(&p, name)?;
         let undo = empty_for_removal(&*p.fd()?, bn.entry())?;
+        self.keep_descriptor_of(&p, bn.entry()); // it loses its name
         if let Err(e) = unlinkat(&p.fd()?, bn.entry(), UnlinkatFlags::RemoveDir) {
             undo.restore(&*p.fd()?, bn.entry());
             return Err(e);
@@ -283,6 +285,9 @@ impl Vault {
             }
         }
         self.write_long_name(&np, &bn)?;
+        if !exchange && !flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            self.keep_descriptor_of(&np, bn.entry()); // a replaced target may lose its last name
+        }
         if let Err(e) = renameat2(&p.fd()?, bo.entry(), &np.fd()?, bn.entry(), flags) {
             if let Some(u) = undo {
                 u.restore(&*np.fd()?, bn.entry());
