@@ -140,6 +140,19 @@ impl Descriptors {
         }
     }
 
+    /// As if handles were unavailable (the fallback a non-root daemon gets).
+    #[cfg(test)]
+    pub fn without_handles(root_st: &FileStat, budget: usize) -> Descriptors {
+        Descriptors {
+            anchor: Err("disabled for a test".to_string()),
+            dev: root_st.st_dev,
+            budget,
+            ring: Mutex::new(Ring { entries: Vec::new(), hand: 0 }),
+            warned_over_budget: AtomicBool::new(false),
+            reopens: AtomicU64::new(0),
+        }
+    }
+
     /// Why descriptors cannot be closed and reopened, if they cannot.
     pub fn unavailable(&self) -> Option<&str> {
         self.anchor.as_ref().err().map(String::as_str)

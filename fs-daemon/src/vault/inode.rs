@@ -96,6 +96,15 @@ impl Inode {
         &self.backing
     }
 
+    /// Whether a descriptor is open now (pinned, or cached).
+    #[cfg(test)]
+    fn holds_descriptor(&self) -> bool {
+        match &self.backing {
+            Backing::Pinned(_) => true,
+            Backing::Reopenable(r) => r.holds_descriptor(),
+        }
+    }
+
     /// Keeps the descriptor open while the object may have no name left, so
     /// the inode stays usable (a handle cannot reopen a nameless object).
     /// Call before removing one of its names.
@@ -159,7 +168,12 @@ impl InodeTable {
     }
 
     pub fn with_budget(root: OwnedFd, st: &FileStat, budget: usize) -> Self {
-        let descriptors = Arc::new(Descriptors::new(&root, st, budget));
+        let descriptors = Descriptors::new(&root, st, budget);
+        Self::with_descriptors(root, descriptors)
+    }
+
+    fn with_descriptors(root: OwnedFd, descriptors: Descriptors) -> Self {
+        let descriptors = Arc::new(descriptors);
         let loc = Location { parent: ROOT, name: Vec::new() };
         let root = Arc::new_cyclic(|me| Inode::new(ROOT, Kind::Dir, Backing::Pinned(Arc::new(root)), loc, me.clone()));
         root.nlookup.store(1, Ordering::Relaxed);
@@ -251,6 +265,186 @@ impl super::Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
+    use std::os::unix::net::UnixListener;
+    use std::path::{Path, PathBuf};
+
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, SFlag, fstat, mknod};
+
+    use crate::vault::attr::kind_of;
+
+    /// A directory removed on drop, on the filesystem of `base`.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(base: &Path, tag: &str) -> Scratch {
+            let p = base.join(format!("callvaultd-inode-test-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir(&p).unwrap();
+            Scratch(p)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// ext4 here (the temporary directory) and tmpfs (/dev/shm) where present.
+    fn bases() -> Vec<PathBuf> {
+        let mut v = vec![std::env::temp_dir()];
+        if Path::new("/dev/shm").is_dir() {
+            v.push(PathBuf::from("/dev/shm"));
+        }
+        v
+    }
+
+    fn root_of(dir: &Path) -> (OwnedFd, FileStat) {
+        let fd = openat(nix::fcntl::AT_FDCWD, dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .unwrap();
+        let st = fstat(&fd).unwrap();
+        (fd, st)
+    }
+
+    /// Looks `name` up under the table's root as `child_at` does.
+    fn look(t: &InodeTable, name: &str) -> (Arc<Inode>, FileStat) {
+        let root = t.get(ROOT).unwrap().fd().unwrap();
+        let fd = openat(&*root, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+        let st = fstat(&fd).unwrap();
+        let kind = kind_of(st.st_mode).unwrap();
+        let loc = Location { parent: ROOT, name: name.as_bytes().to_vec() };
+        (t.remember(st.st_ino, kind, fd, &st, loc), st)
+    }
+
+    fn same_object(inode: &Inode, st: &FileStat) -> bool {
+        let now = fstat(&*inode.fd().unwrap()).unwrap();
+        now.st_ino == st.st_ino && now.st_dev == st.st_dev && now.st_mode == st.st_mode
+    }
+
+    fn root_only() -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        // Not root: handles are unavailable and the table falls back to
+        // pinned descriptors (checked by `without_handles_every_descriptor_stays`).
+        let s = Scratch::new(&std::env::temp_dir(), "probe");
+        let (fd, st) = root_of(&s.0);
+        assert!(InodeTable::with_budget(fd, &st, 8).descriptors().unavailable().is_some());
+        false
+    }
+
+    #[test]
+    fn descriptors_stay_within_budget_and_reopen_the_same_object() {
+        if !root_only() {
+            return;
+        }
+        for base in bases() {
+            let s = Scratch::new(&base, "budget");
+            let mut names: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
+            for n in &names {
+                File::create(s.0.join(n)).unwrap();
+            }
+            std::fs::create_dir(s.0.join("dir")).unwrap();
+            std::os::unix::fs::symlink("nowhere", s.0.join("link")).unwrap();
+            mknod(&s.0.join("fifo"), SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0).unwrap();
+            let _sock = UnixListener::bind(s.0.join("sock")).unwrap();
+            names.extend(["dir", "link", "fifo", "sock"].map(String::from));
+
+            let (fd, st) = root_of(&s.0);
+            let t = InodeTable::with_budget(fd, &st, 8);
+            assert_eq!(t.descriptors().unavailable(), None, "{}", base.display());
+            let known: Vec<(Arc<Inode>, FileStat)> = names.iter().map(|n| look(&t, n)).collect();
+            assert!(t.descriptors().held() <= 8, "{} held", t.descriptors().held());
+            for round in 0..3 {
+                for (inode, st) in &known {
+                    assert!(same_object(inode, st), "{} round {round}: inode {} reopened wrong", base.display(), inode.ino);
+                    assert!(t.descriptors().held() <= 8);
+                }
+            }
+            assert!(t.descriptors().reopens() >= 3 * 96, "{} reopens", t.descriptors().reopens());
+            let held = known.iter().filter(|(i, _)| i.holds_descriptor()).count();
+            assert!(held <= 8, "{held} inodes hold a descriptor");
+            assert!(t.get(ROOT).unwrap().holds_descriptor(), "the root stays pinned");
+        }
+    }
+
+    #[test]
+    fn open_and_removed_inodes_keep_their_descriptor() {
+        if !root_only() {
+            return;
+        }
+        for base in bases() {
+            let s = Scratch::new(&base, "pinned");
+            for i in 0..50 {
+                File::create(s.0.join(format!("f{i}"))).unwrap();
+            }
+            File::create(s.0.join("open")).unwrap();
+            File::create(s.0.join("gone")).unwrap();
+            let (fd, st) = root_of(&s.0);
+            let t = InodeTable::with_budget(fd, &st, 4);
+            let (open, open_st) = look(&t, "open");
+            let file = Arc::new(OpenFile::empty(File::open(s.0.join("open")).unwrap(), open.ino));
+            *lock(&open.open) = Arc::downgrade(&file);
+            let (gone, gone_st) = look(&t, "gone");
+            gone.keep_descriptor().unwrap();
+            std::fs::remove_file(s.0.join("gone")).unwrap();
+
+            let churn = |t: &InodeTable| {
+                for i in 0..50 {
+                    let (inode, st) = look(t, &format!("f{i}"));
+                    assert!(same_object(&inode, &st));
+                }
+            };
+            churn(&t);
+            assert!(open.holds_descriptor(), "an open file keeps its descriptor");
+            assert!(gone.holds_descriptor(), "a file whose last name went keeps its descriptor");
+            assert!(same_object(&gone, &gone_st));
+            assert_eq!(fstat(&*gone.fd().unwrap()).unwrap().st_nlink, 0);
+
+            // Closed, the file is evictable again; its reopen is the same file.
+            drop(file);
+            churn(&t);
+            churn(&t);
+            assert!(!open.holds_descriptor(), "a closed file's descriptor is evictable again");
+            assert!(same_object(&open, &open_st));
+            assert!(gone.holds_descriptor(), "still nameless, still kept");
+        }
+    }
+
+    #[test]
+    fn a_vanished_object_is_stale() {
+        if !root_only() {
+            return;
+        }
+        let s = Scratch::new(&std::env::temp_dir(), "stale");
+        for n in ["a", "b", "c"] {
+            File::create(s.0.join(n)).unwrap();
+        }
+        let (fd, st) = root_of(&s.0);
+        let t = InodeTable::with_budget(fd, &st, 1);
+        let (a, _) = look(&t, "a");
+        let _ = look(&t, "b");
+        let _ = look(&t, "c");
+        assert!(!a.holds_descriptor());
+        std::fs::remove_file(s.0.join("a")).unwrap();
+        assert_eq!(a.fd().err(), Some(Errno::ESTALE));
+    }
+
+    #[test]
+    fn without_handles_every_descriptor_stays() {
+        let s = Scratch::new(&std::env::temp_dir(), "fallback");
+        for i in 0..20 {
+            File::create(s.0.join(format!("f{i}"))).unwrap();
+        }
+        let (fd, st) = root_of(&s.0);
+        let t = InodeTable::with_descriptors(fd, Descriptors::without_handles(&st, 4));
+        assert!(t.descriptors().unavailable().is_some());
+        let known: Vec<_> = (0..20).map(|i| look(&t, &format!("f{i}"))).collect();
+        for (inode, st) in &known {
+            assert!(inode.holds_descriptor());
+            assert!(same_object(inode, st));
+        }
+    }
 
     #[test]
     fn inode_numbers_swap_root_and_one_only() {
