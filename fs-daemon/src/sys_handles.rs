@@ -32,7 +32,8 @@ pub struct FileHandle {
 /// symlinks themselves, not their targets) and the id of its mount.
 /// `EOPNOTSUPP`: the filesystem cannot export handles.
 pub fn handle_of(fd: BorrowedFd<'_>) -> Result<(FileHandle, i32), Errno> {
-    let mut buf = HandleBuf { handle_bytes: MAX_HANDLE_SZ as libc::c_uint, handle_type: 0, f_handle: [0; MAX_HANDLE_SZ] };
+    let mut buf =
+        HandleBuf { handle_bytes: MAX_HANDLE_SZ as libc::c_uint, handle_type: 0, f_handle: [0; MAX_HANDLE_SZ] };
     let mut mount_id: libc::c_int = 0;
     // SAFETY: `buf` is a `struct file_handle` whose `handle_bytes` says how
     // many bytes follow it, all writable; the path is a NUL-terminated empty
@@ -67,7 +68,8 @@ pub fn open_by_handle(mount: BorrowedFd<'_>, handle: &FileHandle, flags: OFlag) 
     buf.f_handle[..len].copy_from_slice(&handle.bytes[..len]);
     // SAFETY: `buf` is a valid `struct file_handle` of `handle_bytes` bytes
     // (at most MAX_HANDLE_SZ, the size of its array); the kernel only reads it.
-    let fd = unsafe { libc::open_by_handle_at(mount.as_raw_fd(), (&raw mut buf).cast::<libc::file_handle>(), flags.bits()) };
+    let fd =
+        unsafe { libc::open_by_handle_at(mount.as_raw_fd(), (&raw mut buf).cast::<libc::file_handle>(), flags.bits()) };
     if fd < 0 {
         return Err(Errno::last());
     }

@@ -286,11 +286,12 @@ fn probe(root: &OwnedFd, root_st: &FileStat) -> Result<OwnedFd, String> {
     })?;
     let anchor = openat(root, ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| format!("opening the backing root: {e}"))?;
-    let again = sys_handles::open_by_handle(anchor.as_fd(), &handle, OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .map_err(|e| match e {
+    let again = sys_handles::open_by_handle(anchor.as_fd(), &handle, OFlag::O_PATH | OFlag::O_CLOEXEC).map_err(
+        |e| match e {
             Errno::EPERM => "open_by_handle_at needs CAP_DAC_READ_SEARCH (the daemon is not root)".to_string(),
             e => format!("open_by_handle_at on the backing root: {e}"),
-        })?;
+        },
+    )?;
     let st = fstat(&again).map_err(|e| format!("fstat: {e}"))?;
     if st.st_ino != root_st.st_ino || st.st_dev != root_st.st_dev {
         return Err("the backing root reopened by handle is another object".to_string());

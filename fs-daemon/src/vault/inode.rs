@@ -300,8 +300,9 @@ mod tests {
     }
 
     fn root_of(dir: &Path) -> (OwnedFd, FileStat) {
-        let fd = openat(nix::fcntl::AT_FDCWD, dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .unwrap();
+        let fd =
+            openat(nix::fcntl::AT_FDCWD, dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .unwrap();
         let st = fstat(&fd).unwrap();
         (fd, st)
     }
@@ -357,7 +358,12 @@ mod tests {
             assert!(t.descriptors().held() <= 8, "{} held", t.descriptors().held());
             for round in 0..3 {
                 for (inode, st) in &known {
-                    assert!(same_object(inode, st), "{} round {round}: inode {} reopened wrong", base.display(), inode.ino);
+                    assert!(
+                        same_object(inode, st),
+                        "{} round {round}: inode {} reopened wrong",
+                        base.display(),
+                        inode.ino
+                    );
                     assert!(t.descriptors().held() <= 8);
                 }
             }
