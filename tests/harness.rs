@@ -110,11 +110,21 @@ impl Volume {
     /// `--policy` in `extra` the mount runs with `--allow-all`. On a start-up
     /// failure returns the exit code and stderr.
     pub fn mount_with(&self, extra: &[&str]) -> Result<Mount, (Option<i32>, String)> {
-        self.mount_env(extra, &[])
+        self.start(extra, None, &[])
     }
 
     /// `mount_with`, with extra environment variables for the daemon.
     pub fn mount_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
+        self.start(extra, None, env)
+    }
+
+    /// `mount_with(extra)`, with the daemon's open-file limit (soft and hard)
+    /// set to `nofile` through util-linux `prlimit`, which execs it (same pid).
+    pub fn mount_under_fd_limit(&self, nofile: u64, extra: &[&str]) -> Mount {
+        self.start(extra, Some(nofile), &[]).unwrap_or_else(|(code, err)| panic!("mount failed ({code:?}): {err}"))
+    }
+
+    fn start(&self, extra: &[&str], nofile: Option<u64>, env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
         let mut extra = extra.to_vec();
         if std::env::var_os("CALLVAULT_TEST_VERBOSE").is_some() {
             extra.push("-v");
@@ -128,7 +138,15 @@ impl Volume {
         let sock = UnixDatagram::bind(&sock_path).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let log = self.dir.path().join("daemon.log");
-        let mut child = Command::new(daemon_bin())
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(daemon_bin());
+                c
+            }
+            None => Command::new(daemon_bin()),
+        };
+        let mut child = cmd
             .arg(&self.path)
             .arg(&mnt)
             .arg("--passphrase-file")

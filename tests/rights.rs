@@ -305,10 +305,12 @@ fn open_chain(
 ) -> Result<std::os::fd::OwnedFd, nix::errno::Errno> {
     use nix::fcntl::{OFlag, open, openat};
     use nix::sys::stat::Mode;
-    let mut fd = open(dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY, Mode::empty())?;
+    // O_CLOEXEC: a process another test spawns meanwhile must not inherit
+    // these descriptors (it would keep this mount busy).
+    let mut fd = open(dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
     for (i, n) in names.iter().enumerate() {
         let flags = if i + 1 == names.len() { last } else { OFlag::O_DIRECTORY | OFlag::O_RDONLY };
-        fd = openat(&fd, n.as_str(), flags, Mode::from_bits_truncate(0o644))?;
+        fd = openat(&fd, n.as_str(), flags | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))?;
     }
     Ok(fd)
 }

@@ -7,6 +7,7 @@ mod logger;
 mod notify;
 mod run;
 mod sys;
+mod sys_handles;
 mod vault;
 
 use std::process::ExitCode;

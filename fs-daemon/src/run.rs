@@ -258,39 +258,48 @@ fn harden() {
     raise_descriptor_limit();
 }
 
-/// The daemon holds one O_PATH descriptor per inode the kernel holds, so a
-/// directory of more files than the limit (20,000 is a common hard limit in
-/// login sessions) would fail with EMFILE once listed or stat'ed. Root may
-/// raise the hard limit up to the kernel's `fs.nr_open`; others lift the soft
-/// limit to their hard one.
+/// Lifts the soft open-file limit to the hard one. The hard limit is the
+/// administrator's (the systemd unit sets 1048576) and is left alone: the
+/// inode descriptors are bounded by a budget derived from it
+/// (`vault::backing::budget_for`), so only open files need more.
 fn raise_descriptor_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
-    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(hard)
-        .max(hard);
-    if setrlimit(Resource::RLIMIT_NOFILE, ceiling, ceiling).is_err() {
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 
-/// Said once mounted (not before, so a failed start stays one line).
-fn warn_if_descriptor_limit_low() {
+/// Said once mounted (not before, so a failed start stays one line): what
+/// the open-file limit allows, and a warning if descriptors cannot be
+/// bounded or little room is left for open files.
+fn warn_if_descriptor_limit_low(vault: &Vault) {
     use nix::sys::resource::{Resource, getrlimit};
-    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < MIN_GOOD_NOFILE
-    {
+    let Ok((limit, _)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    let d = vault.descriptors();
+    if let Some(why) = d.unavailable() {
         warn!(
-            "open file limit is {soft}: the mount serves at most about that many files at once \
-             (EMFILE beyond); raise LimitNOFILE (the unit sets 1048576)"
+            "backing descriptors cannot be reopened by handle ({why}): every file the kernel has cached \
+             keeps one open, so beyond about {limit} files looked up since mounting lookups fail with \
+             EMFILE; run callvaultd as root on ext4, xfs, btrfs or tmpfs, or raise LimitNOFILE"
         );
+        return;
+    }
+    let room = limit.saturating_sub(d.budget() as u64 + crate::vault::backing::RESERVED_DESCRIPTORS);
+    if room < MIN_GOOD_OPEN_FILES {
+        warn!(
+            "open file limit is {limit}: {} descriptors for inodes leave room for about {room} files open \
+             at once through this mount (EMFILE beyond); raise LimitNOFILE (the unit sets 1048576)",
+            d.budget()
+        );
+    } else {
+        info!("open file limit {limit}: at most {} inode descriptors kept open, reopened by handle beyond", d.budget());
     }
 }
 
-/// Below this descriptor limit a large recording directory can exhaust it.
-const MIN_GOOD_NOFILE: u64 = 65536;
+/// Below this many possible open files a busy recorder host can run out.
+const MIN_GOOD_OPEN_FILES: u64 = 1000;
 
 /// `--background`: the parent waits for the child's readiness byte and exits
 /// with 0, or with the child's own exit code if it failed first.
@@ -429,7 +438,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         Fatal::new(exitcode::FUSE_UNAVAILABLE, format!("cannot mount at {}: {e}", mountpoint.display()))
     })?;
     tune_bdi(&mountpoint);
-    warn_if_descriptor_limit_low();
+    warn_if_descriptor_limit_low(&vault);
     let mut unmounter = session.unmount_callable();
     let mounted = Detail { reason: Some(format!("mounted at {}", mountpoint.display())), ..Detail::default() };
     vault

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod attr;
 pub mod audit;
+pub mod backing;
 pub mod data;
 pub mod file;
 pub mod handles;
@@ -41,7 +42,7 @@ pub use attr::{Attr, Caller, SetAttr, SetTime};
 use audit::Audit;
 use callvault::journal::{Detail, EventKind, Journal};
 use handles::HandleTable;
-use inode::{InoMap, Inode, InodeTable, Kind, Location, ROOT, lock};
+use inode::{InoMap, Inode, InodeTable, Kind, ROOT, lock};
 use paths::VolPath;
 
 /// Options fixed at mount time.
@@ -118,10 +119,9 @@ impl Vault {
             Mode::empty(),
         )?;
         let st = fstatat(&fd, "", AtFlags::AT_EMPTY_PATH)?;
-        let root = Inode::new(ROOT, Kind::Dir, fd, Location { parent: ROOT, name: Vec::new() });
         let vault = Vault {
             keys,
-            inodes: InodeTable::new(root),
+            inodes: InodeTable::new(fd, &st),
             inomap: InoMap { backing_root: st.st_ino },
             handles: HandleTable::new(),
             read_only: opts.read_only,

@@ -85,7 +85,7 @@ impl Vault {
                     return Err(Errno::EAGAIN); // replaced between stat and open; the kernel retries
                 }
                 let loc = Location { parent: p.ino, name: name.to_vec() };
-                self.inodes.remember(ino, || Inode::new(ino, kind, fd, loc))
+                self.inodes.remember(ino, kind, fd, &again, loc)
             }
         };
         inode.set_location(p.ino, name);
@@ -217,6 +217,7 @@ impl Vault {
         if kind_of(st.st_mode) == Some(Kind::Dir) {
             return Err(Errno::EISDIR);
         }
+        self.keep_descriptor_of(&at.p, at.bn.entry()); // it may lose its last name
         unlinkat(&pfd, at.bn.entry(), UnlinkatFlags::NoRemoveDir)?;
         self.remove_long_name(&at.p, &at.bn);
         Ok(())
@@ -226,6 +227,7 @@ impl Vault {
     pub(super) fn do_rmdir(&self, at: &At) -> Result<(), Errno> {
         let pfd = at.p.fd()?;
         let undo = empty_for_removal(&pfd, at.bn.entry())?;
+        self.keep_descriptor_of(&at.p, at.bn.entry()); // it loses its name
         if let Err(e) = unlinkat(&pfd, at.bn.entry(), UnlinkatFlags::RemoveDir) {
             undo.restore(&pfd, at.bn.entry());
             return Err(e);
@@ -256,6 +258,9 @@ impl Vault {
             }
         }
         self.write_long_name(np, bn)?;
+        if !exchange && !flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            self.keep_descriptor_of(np, bn.entry()); // a replaced target may lose its last name
+        }
         if let Err(e) = renameat2(&pfd, bo.entry(), &npfd, bn.entry(), flags) {
             if let Some(u) = undo {
                 u.restore(&npfd, bn.entry());
