@@ -55,6 +55,8 @@ pub enum Error {
     /// Trying keyslots 0..=`slot` would cost more Argon2id work (memory KiB x
     /// passes) than one unlock attempt may (`kdf::MAX_UNLOCK_WORK`).
     KdfBudgetExceeded { slot: usize, total: u64, budget: u64 },
+    /// A passphrase or key file is longer than the limit for secret files.
+    SecretFileTooLarge { path: PathBuf, limit: usize },
 }
 
 impl Error {
@@ -129,6 +131,12 @@ impl fmt::Display for Error {
                 crate::kdf::MAX_MEMORY_KIB,
                 crate::kdf::MAX_TIME_COST,
                 crate::kdf::MAX_SLOT_WORK
+            ),
+            Error::SecretFileTooLarge { path, limit } => write!(
+                f,
+                "{} is larger than {limit} bytes, too large for a passphrase or key file\n\
+                 hint: check the path; a passphrase file holds the passphrase and one optional newline",
+                path.display()
             ),
             Error::KdfBudgetExceeded { slot, total, budget } => write!(
                 f,

@@ -282,7 +282,7 @@ impl VolumeHeader {
             buf.copy_from_slice(&slot.wrapped[..MASTER_KEY_LEN]);
             let tag = Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..]).map_err(|_| Error::WrongPassphrase)?;
             if cipher.decrypt_inout_detached(&Nonce::from(slot.nonce), &aad, buf.as_mut_slice().into(), &tag).is_ok() {
-                let master = MasterKey::from_bytes(*buf);
+                let master = MasterKey::copy_from(&buf);
                 self.verify_mac(&master, path)?;
                 return Ok((master, index));
             }

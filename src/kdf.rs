@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::secret::Key32;
@@ -93,6 +94,14 @@ impl KdfParams {
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
+    /// Argon2's working memory, wiped when dropped. argon2's own `zeroize`
+    /// feature wipes only its initial hash and final block and frees the
+    /// memory blocks (derived from the passphrase) unwiped, so the blocks are
+    /// ours: allocated once at the right size, zeroed on drop.
+    fn memory(argon: &Argon2<'_>) -> Zeroizing<Vec<Block>> {
+        Zeroizing::new(vec![Block::default(); argon.params().block_count()])
+    }
+
     /// Derives the 256-bit key-encryption key for `secret`.
     pub fn derive(&self, secret: &[u8]) -> Result<Key32, Error> {
         match self.check() {
@@ -106,7 +115,11 @@ impl KdfParams {
             }
         }
         let mut out = Key32::zeroed();
-        self.argon()?.hash_password_into(secret, &self.salt, out.bytes_mut()).map_err(|e| Error::Kdf(e.to_string()))?;
+        let argon = self.argon()?;
+        let mut memory = Self::memory(&argon);
+        argon
+            .hash_password_into_with_memory(secret, &self.salt, out.bytes_mut(), memory.as_mut_slice())
+            .map_err(|e| Error::Kdf(e.to_string()))?;
         Ok(out)
     }
 
@@ -153,6 +166,14 @@ mod tests {
         q.salt[0] ^= 1;
         assert_ne!(q.derive(b"correct horse 1").unwrap().expose_secret(), a.expose_secret());
         assert_eq!(p.derive(b"correct horse 1").unwrap().expose_secret(), a.expose_secret());
+    }
+
+    #[test]
+    fn wiped_memory_gives_the_same_key_as_argon2s_own() {
+        let p = KdfParams { memory_kib: 1024, time_cost: 2, lanes: 2, salt: [9; 32] };
+        let mut theirs = [0u8; 32];
+        p.argon().unwrap().hash_password_into(b"pass", &p.salt, &mut theirs).unwrap();
+        assert_eq!(p.derive(b"pass").unwrap().expose_secret(), &theirs);
     }
 
     #[test]
