@@ -252,7 +252,9 @@ impl VolumeHeader {
         let kek = kdf.derive(secret)?;
         let aad = self.wrap_aad(index, &slot);
         let cipher = Aes256Gcm::new(kek.expose_secret().into());
-        let mut buf = Zeroizing::new(*master.expose_secret());
+        // Copied straight into the wiped buffer (no stack temporary of the key).
+        let mut buf = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        buf.copy_from_slice(master.expose_secret());
         let tag = cipher
             .encrypt_inout_detached(&Nonce::from(slot.nonce), &aad, buf.as_mut_slice().into())
             .map_err(|_| Error::Kdf("key wrapping failed".into()))?;

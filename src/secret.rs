@@ -3,7 +3,10 @@
 //! None of these types is `Clone` or `Debug`: every copy is one more thing to
 //! wipe, and a key must never reach a log line. Wiping covers the heap buffer
 //! each type owns; copies the compiler makes in registers or on the stack
-//! while a cipher runs are beyond what Rust can promise to erase.
+//! while a cipher runs are beyond what Rust can promise to erase. Cipher key
+//! schedules (aes, aes-gcm, aes-siv: built with `zeroize`) and Argon2's
+//! working memory (`kdf.rs`) are wiped too; the HMAC and HKDF states that
+//! briefly hold key-derived pads (`hmac`, `hkdf` without `zeroize`) are not.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
