@@ -49,6 +49,14 @@ pub enum Error {
     Audit(String),
     /// A plaintext name is empty, `.`, `..`, or contains `/` or NUL.
     InvalidName,
+    /// A keyslot's Argon2id cost is beyond the per-slot limits
+    /// (`kdf::MAX_MEMORY_KIB`, `kdf::MAX_TIME_COST`, `kdf::MAX_SLOT_WORK`).
+    KdfOverLimit { slot: usize, memory_kib: u32, time_cost: u32 },
+    /// Trying keyslots 0..=`slot` would cost more Argon2id work (memory KiB x
+    /// passes) than one unlock attempt may (`kdf::MAX_UNLOCK_WORK`).
+    KdfBudgetExceeded { slot: usize, total: u64, budget: u64 },
+    /// A passphrase or key file is longer than the limit for secret files.
+    SecretFileTooLarge { path: PathBuf, limit: usize },
 }
 
 impl Error {
@@ -115,6 +123,27 @@ impl fmt::Display for Error {
             }
             Error::Audit(e) => write!(f, "{e}"),
             Error::InvalidName => write!(f, "invalid file name"),
+            Error::KdfOverLimit { slot, memory_kib, time_cost } => write!(
+                f,
+                "keyslot {slot} asks for Argon2id {memory_kib} KiB x {time_cost} passes, beyond this build's \
+                 limits ({} KiB, {} passes, {} KiB x passes per slot); no key derivation was run\n\
+                 hint: callvault never writes such a slot; restore callvault.header from a header backup",
+                crate::kdf::MAX_MEMORY_KIB,
+                crate::kdf::MAX_TIME_COST,
+                crate::kdf::MAX_SLOT_WORK
+            ),
+            Error::SecretFileTooLarge { path, limit } => write!(
+                f,
+                "{} is larger than {limit} bytes, too large for a passphrase or key file\n\
+                 hint: check the path; a passphrase file holds the passphrase and one optional newline",
+                path.display()
+            ),
+            Error::KdfBudgetExceeded { slot, total, budget } => write!(
+                f,
+                "keyslots 0 to {slot} together ask for {total} KiB x passes of Argon2id work, over the \
+                 {budget} allowed for one unlock attempt; no key derivation was run\n\
+                 hint: remove a keyslot or recreate slots with a lower --kdf-time"
+            ),
         }
     }
 }

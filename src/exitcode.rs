@@ -53,6 +53,7 @@ pub fn for_error(e: &Error) -> u8 {
         Error::NotAVolume { .. } => NOT_A_VOLUME,
         Error::FormatTooNew { .. } | Error::UnknownFeatures { .. } => UNSUPPORTED_FORMAT,
         Error::HeaderDamaged { .. } | Error::HeaderTampered { .. } => DAMAGED_HEADER,
+        Error::KdfOverLimit { .. } | Error::KdfBudgetExceeded { .. } => DAMAGED_HEADER,
         Error::VolumeExists { .. } | Error::DirectoryNotEmpty { .. } => VOLUME_EXISTS,
         Error::EmptyPassphrase => PASSPHRASE_SOURCE,
         Error::Audit(_) => AUDIT_UNAVAILABLE,

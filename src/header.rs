@@ -28,7 +28,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::kdf::KdfParams;
+use crate::kdf::{self, KdfParams, ParamsProblem};
 use crate::keys::{LABEL_VOLUME_HEADER_MAC, derive32};
 use crate::secret::{MASTER_KEY_LEN, MasterKey};
 
@@ -146,10 +146,13 @@ impl VolumeHeader {
         let mut slots = Vec::with_capacity(KEYSLOTS);
         for i in 0..KEYSLOTS {
             let at = SLOTS_AT + i * KEYSLOT_LEN;
-            let slot = Keyslot::decode(&bytes[at..at + KEYSLOT_LEN])
-                .map_err(|what| damaged(path, format!("keyslot {i}: {what}")))?;
+            let slot = Keyslot::decode(&bytes[at..at + KEYSLOT_LEN]).map_err(|e| match e {
+                SlotProblem::Damaged(what) => damaged(path, format!("keyslot {i}: {what}")),
+                SlotProblem::OverLimit(kdf) => kdf.over_limit(i),
+            })?;
             slots.push(slot);
         }
+        check_unlock_budget(&slots)?;
         let mut mac = [0u8; 32];
         mac.copy_from_slice(&bytes[MAC_AT..HEADER_LEN]);
         Ok(VolumeHeader {
@@ -226,6 +229,18 @@ impl VolumeHeader {
             return Err(Error::EmptyPassphrase);
         }
         let index = self.slots.iter().position(Option::is_none).ok_or(Error::NoFreeKeyslot)?;
+        // Never write a slot a reader would refuse, alone or with the others.
+        kdf.check_slot(index)?;
+        let mut with_new = self.slots.clone();
+        with_new[index] = Some(Keyslot {
+            kind: SlotKind::Passphrase,
+            kdf,
+            nonce: [0; 12],
+            wrapped: [0; MASTER_KEY_LEN + 16],
+            label: String::new(),
+            created: now,
+        });
+        check_unlock_budget(&with_new)?;
         let mut slot = Keyslot {
             kind: SlotKind::Passphrase,
             kdf,
@@ -237,7 +252,9 @@ impl VolumeHeader {
         let kek = kdf.derive(secret)?;
         let aad = self.wrap_aad(index, &slot);
         let cipher = Aes256Gcm::new(kek.expose_secret().into());
-        let mut buf = Zeroizing::new(*master.expose_secret());
+        // Copied straight into the wiped buffer (no stack temporary of the key).
+        let mut buf = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        buf.copy_from_slice(master.expose_secret());
         let tag = cipher
             .encrypt_inout_detached(&Nonce::from(slot.nonce), &aad, buf.as_mut_slice().into())
             .map_err(|_| Error::Kdf("key wrapping failed".into()))?;
@@ -250,6 +267,14 @@ impl VolumeHeader {
     /// Tries every passphrase keyslot with `secret`; on success returns the
     /// master key and the slot index. The header MAC is then verified.
     pub fn unlock(&self, secret: &[u8], path: &Path) -> Result<(MasterKey, usize), Error> {
+        // decode already refused such headers; a header built in memory is
+        // held to the same bounds before the first KDF runs.
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(s) = slot {
+                s.kdf.check_slot(index)?;
+            }
+        }
+        check_unlock_budget(&self.slots)?;
         for (index, slot) in self.slots.iter().enumerate() {
             let Some(slot) = slot else { continue };
             let kek = slot.kdf.derive(secret)?;
@@ -259,7 +284,7 @@ impl VolumeHeader {
             buf.copy_from_slice(&slot.wrapped[..MASTER_KEY_LEN]);
             let tag = Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..]).map_err(|_| Error::WrongPassphrase)?;
             if cipher.decrypt_inout_detached(&Nonce::from(slot.nonce), &aad, buf.as_mut_slice().into(), &tag).is_ok() {
-                let master = MasterKey::from_bytes(*buf);
+                let master = MasterKey::copy_from(&buf);
                 self.verify_mac(&master, path)?;
                 return Ok((master, index));
             }
@@ -270,6 +295,35 @@ impl VolumeHeader {
     /// Number of keyslots in use.
     pub fn active_slots(&self) -> usize {
         self.slots.iter().flatten().count()
+    }
+}
+
+/// Refuses slots whose summed Argon2id work exceeds [`kdf::MAX_UNLOCK_WORK`]:
+/// a wrong passphrase tries every active slot. Names the first slot at which
+/// the running total crosses the budget.
+fn check_unlock_budget(slots: &[Option<Keyslot>]) -> Result<(), Error> {
+    let mut total: u64 = 0;
+    for (index, slot) in slots.iter().enumerate() {
+        let Some(slot) = slot else { continue };
+        total = total.saturating_add(slot.kdf.work());
+        if total > kdf::MAX_UNLOCK_WORK {
+            return Err(Error::KdfBudgetExceeded { slot: index, total, budget: kdf::MAX_UNLOCK_WORK });
+        }
+    }
+    Ok(())
+}
+
+/// Why one keyslot does not decode.
+enum SlotProblem {
+    /// Not a keyslot this format can hold: the header is damaged.
+    Damaged(String),
+    /// A well-formed slot whose KDF cost is beyond the per-slot limits.
+    OverLimit(KdfParams),
+}
+
+impl From<String> for SlotProblem {
+    fn from(what: String) -> Self {
+        SlotProblem::Damaged(what)
     }
 }
 
@@ -290,25 +344,33 @@ fn truncate_label(label: &str) -> String {
 }
 
 impl Keyslot {
-    fn decode(b: &[u8]) -> Result<Option<Keyslot>, String> {
+    fn decode(b: &[u8]) -> Result<Option<Keyslot>, SlotProblem> {
         match b[0] {
             0 => {
-                return if b.iter().all(|&x| x == 0) { Ok(None) } else { Err("empty slot holds data".into()) };
+                return if b.iter().all(|&x| x == 0) {
+                    Ok(None)
+                } else {
+                    Err("empty slot holds data".to_string().into())
+                };
             }
             1 => {}
-            s => return Err(format!("unknown slot state {s}")),
+            s => return Err(format!("unknown slot state {s}").into()),
         }
         let kind = match b[1] {
             1 => SlotKind::Passphrase,
-            k => return Err(format!("unknown slot kind {k}")),
+            k => return Err(format!("unknown slot kind {k}").into()),
         };
         if b[2] != 1 {
-            return Err(format!("unknown KDF {}", b[2]));
+            return Err(format!("unknown KDF {}", b[2]).into());
         }
         let mut salt = [0u8; 32];
         salt.copy_from_slice(&b[16..48]);
         let kdf = KdfParams { memory_kib: u32_at(b, 4), time_cost: u32_at(b, 8), lanes: u32_at(b, 12), salt };
-        kdf.check()?;
+        match kdf.check() {
+            Ok(()) => {}
+            Err(ParamsProblem::Malformed(what)) => return Err(what.into()),
+            Err(ParamsProblem::OverLimit) => return Err(SlotProblem::OverLimit(kdf)),
+        }
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&b[48..60]);
         let mut wrapped = [0u8; MASTER_KEY_LEN + 16];
@@ -420,7 +482,7 @@ mod tests {
             (
                 {
                     let mut b = bytes.clone();
-                    b[SLOTS_AT + 7] = 0xff;
+                    b[SLOTS_AT + 4..SLOTS_AT + 8].copy_from_slice(&1023u32.to_le_bytes());
                     b
                 },
                 "out of range",
@@ -451,5 +513,98 @@ mod tests {
         let bytes = h.encode(&master);
         let h = VolumeHeader::decode(&bytes, Path::new("h")).unwrap();
         assert_eq!(h.unlock(b"pass-5", Path::new("h")).unwrap().1, 5);
+    }
+
+    /// Sets slot `i`'s stored Argon2 memory (KiB) and passes in header bytes.
+    fn set_cost(b: &mut [u8], i: usize, memory_kib: u32, time_cost: u32) {
+        let at = SLOTS_AT + i * KEYSLOT_LEN;
+        b[at + 4..at + 8].copy_from_slice(&memory_kib.to_le_bytes());
+        b[at + 8..at + 12].copy_from_slice(&time_cost.to_le_bytes());
+    }
+
+    #[test]
+    fn hostile_slot_costs_are_refused_before_any_kdf_runs() {
+        let (_, _, bytes) = new_header(b"pass phrase 12345");
+        let p = Path::new("h");
+        let over = kdf::MAX_SLOT_WORK / u64::from(kdf::MAX_MEMORY_KIB) + 1;
+        for (memory_kib, time_cost) in [
+            (kdf::MAX_MEMORY_KIB + 1, 1),              // memory over its cap
+            (u32::MAX, 1),                             // the hours-long header of the issue
+            (1024, kdf::MAX_TIME_COST + 1),            // passes over their cap
+            (kdf::MAX_MEMORY_KIB, kdf::MAX_TIME_COST), // 4 GiB x 1000 passes
+            (kdf::MAX_MEMORY_KIB, over as u32),        // each within its cap, work over
+        ] {
+            let mut b = bytes.clone();
+            set_cost(&mut b, 0, memory_kib, time_cost);
+            match VolumeHeader::decode(&b, p) {
+                Err(Error::KdfOverLimit { slot: 0, memory_kib: m, time_cost: t }) => {
+                    assert_eq!((m, t), (memory_kib, time_cost));
+                }
+                other => panic!("{memory_kib} KiB x {time_cost}: {:?}", other.map(|_| ())),
+            }
+        }
+        let mut b = bytes;
+        set_cost(&mut b, 0, kdf::MAX_MEMORY_KIB, 1000);
+        let e = VolumeHeader::decode(&b, p).err().expect("refused").to_string();
+        assert!(e.starts_with("keyslot 0 asks for Argon2id 4194304 KiB x 1000 passes"), "{e}");
+    }
+
+    #[test]
+    fn total_work_over_the_unlock_budget_is_refused_naming_the_slot() {
+        let master = MasterKey::generate().unwrap();
+        let mut h = VolumeHeader::new(0).unwrap();
+        let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
+        for i in 0..KEYSLOTS {
+            h.add_passphrase_slot(&master, format!("pass-{i}").as_bytes(), kdf, "", 0).unwrap();
+        }
+        let mut b = h.encode(&master);
+        // Each slot alone is within its limits (4 GiB x 1 pass), but a wrong
+        // passphrase would try all 16: 64 GiB-passes against a 32 budget.
+        for i in 0..KEYSLOTS {
+            set_cost(&mut b, i, kdf::MAX_MEMORY_KIB, 1);
+        }
+        let per = u64::from(kdf::MAX_MEMORY_KIB);
+        let slot = (kdf::MAX_UNLOCK_WORK / per) as usize; // first slot past the budget
+        match VolumeHeader::decode(&b, Path::new("h")) {
+            Err(Error::KdfBudgetExceeded { slot: s, total, budget }) => {
+                assert_eq!((s, total, budget), (slot, per * (slot as u64 + 1), kdf::MAX_UNLOCK_WORK));
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // A header built in memory is held to the same bound by unlock.
+        for s in h.slots.iter_mut().flatten() {
+            s.kdf.memory_kib = kdf::MAX_MEMORY_KIB;
+        }
+        assert!(matches!(h.unlock(b"pass-15", Path::new("h")), Err(Error::KdfBudgetExceeded { .. })));
+        h.slots[3].as_mut().unwrap().kdf.time_cost = kdf::MAX_TIME_COST;
+        assert!(matches!(h.unlock(b"pass-15", Path::new("h")), Err(Error::KdfOverLimit { slot: 3, .. })));
+    }
+
+    #[test]
+    fn adding_a_slot_never_writes_a_header_a_reader_refuses() {
+        let master = MasterKey::generate().unwrap();
+        let mut h = VolumeHeader::new(0).unwrap();
+        let mut big = KdfParams::calibrate(1, Duration::ZERO).unwrap();
+        big.memory_kib = kdf::MAX_MEMORY_KIB;
+        big.time_cost = kdf::MAX_TIME_COST;
+        assert!(matches!(h.add_passphrase_slot(&master, b"x", big, "", 0), Err(Error::KdfOverLimit { slot: 0, .. })));
+        // Fill the budget with slots in memory (no KDF needed to check it).
+        let mut cheap = big;
+        cheap.time_cost = 1;
+        let slot = Keyslot {
+            kind: SlotKind::Passphrase,
+            kdf: cheap,
+            nonce: [0; 12],
+            wrapped: [0; MASTER_KEY_LEN + 16],
+            label: String::new(),
+            created: 0,
+        };
+        let fit = (kdf::MAX_UNLOCK_WORK / u64::from(kdf::MAX_MEMORY_KIB)) as usize;
+        for i in 0..fit {
+            h.slots[i] = Some(slot.clone());
+        }
+        let e = h.add_passphrase_slot(&master, b"x", cheap, "", 0).err().expect("over budget");
+        assert!(matches!(e, Error::KdfBudgetExceeded { slot, .. } if slot == fit), "{e}");
+        assert!(h.slots[fit].is_none());
     }
 }

@@ -3,9 +3,49 @@
 //! None of these types is `Clone` or `Debug`: every copy is one more thing to
 //! wipe, and a key must never reach a log line. Wiping covers the heap buffer
 //! each type owns; copies the compiler makes in registers or on the stack
-//! while a cipher runs are beyond what Rust can promise to erase.
+//! while a cipher runs are beyond what Rust can promise to erase. Cipher key
+//! schedules (aes, aes-gcm, aes-siv: built with `zeroize`) and Argon2's
+//! working memory (`kdf.rs`) are wiped too; the HMAC and HKDF states that
+//! briefly hold key-derived pads (`hmac`, `hkdf` without `zeroize`) are not.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::Path;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::Error;
+
+/// Largest passphrase or key file read (64 KiB): far beyond any passphrase,
+/// small enough that `--passphrase-file /dev/zero` is refused at once.
+pub const MAX_SECRET_FILE: usize = 64 * 1024;
+
+/// Reads a secret file of at most `max` bytes. The buffer is allocated once,
+/// at `max + 1` bytes, before anything is read, and never grows, so no
+/// reallocation leaves an unwiped copy of the secret behind on the heap; it
+/// is wiped on drop (all of its capacity). A file longer than `max` is
+/// refused with [`Error::SecretFileTooLarge`] without reading past `max + 1`.
+/// What the kernel, the page cache or the file itself keep is out of reach.
+pub fn read_secret_file(path: &Path, max: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let cap = max.checked_add(1).ok_or(Error::SecretFileTooLarge { path: path.to_path_buf(), limit: max })?;
+    let mut buf = Zeroizing::new(vec![0u8; cap]);
+    let mut filled = 0;
+    while filled < cap {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    if filled > max {
+        return Err(Error::SecretFileTooLarge { path: path.to_path_buf(), limit: max });
+    }
+    // Shortening keeps the allocation; the tail was never written (zeros).
+    buf.truncate(filled);
+    Ok(buf)
+}
 
 /// Length of the volume master key: two 256-bit AES-XTS halves.
 pub const MASTER_KEY_LEN: usize = 64;
@@ -15,6 +55,14 @@ pub const MASTER_KEY_LEN: usize = 64;
 pub struct MasterKey(Box<[u8; MASTER_KEY_LEN]>);
 
 impl MasterKey {
+    /// Copies raw key bytes straight into the key's own heap buffer, with no
+    /// intermediate copy (the caller wipes its source).
+    pub fn copy_from(bytes: &[u8; MASTER_KEY_LEN]) -> Self {
+        let mut boxed = Box::new([0u8; MASTER_KEY_LEN]);
+        boxed.copy_from_slice(bytes);
+        MasterKey(boxed)
+    }
+
     /// Wraps raw key bytes (from a keyslot unwrap or the CSPRNG).
     pub fn from_bytes(bytes: [u8; MASTER_KEY_LEN]) -> Self {
         let mut boxed = Box::new([0u8; MASTER_KEY_LEN]);
@@ -53,14 +101,27 @@ impl Passphrase {
 
     /// Builds a passphrase from the contents of a passphrase file: exactly one
     /// trailing newline (`\n` or `\r\n`) is not part of the passphrase.
-    pub fn from_file_contents(mut bytes: Vec<u8>) -> Self {
+    pub fn from_file_contents(bytes: Vec<u8>) -> Self {
+        Passphrase::from_zeroizing(Zeroizing::new(bytes))
+    }
+
+    fn from_zeroizing(mut bytes: Zeroizing<Vec<u8>>) -> Self {
+        // pop never reallocates: the dropped bytes stay in the capacity,
+        // which is wiped with the rest.
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
             if bytes.last() == Some(&b'\r') {
                 bytes.pop();
             }
         }
-        Passphrase::new(bytes)
+        Passphrase(bytes)
+    }
+
+    /// Reads a passphrase file through [`read_secret_file`] with
+    /// [`MAX_SECRET_FILE`], dropping one trailing newline. May be empty: the
+    /// caller says what an empty one means.
+    pub fn read_file(path: &Path) -> Result<Self, Error> {
+        read_secret_file(path, MAX_SECRET_FILE).map(Passphrase::from_zeroizing)
     }
 
     /// The raw bytes.
@@ -124,6 +185,36 @@ mod tests {
         assert_eq!(Passphrase::from_file_contents(b"abc\n\n".to_vec()).expose_secret(), b"abc\n");
         assert_eq!(Passphrase::from_file_contents(b"abc".to_vec()).expose_secret(), b"abc");
         assert_eq!(Passphrase::from_file_contents(b" a b ".to_vec()).expose_secret(), b" a b ");
+    }
+
+    #[test]
+    fn secret_files_are_read_up_to_the_cap_and_refused_beyond() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s");
+        std::fs::write(&p, b"0123456789").unwrap();
+        let got = read_secret_file(&p, 10).unwrap();
+        assert_eq!(&got[..], b"0123456789");
+        // One allocation of max + 1 bytes, made before reading: never grown.
+        assert_eq!(got.capacity(), 11);
+        let e = read_secret_file(&p, 9).err().expect("over the cap");
+        assert!(matches!(&e, Error::SecretFileTooLarge { limit: 9, .. }), "{e}");
+        assert!(e.to_string().contains("larger than 9 bytes"), "{e}");
+        assert!(matches!(read_secret_file(&d.path().join("missing"), 9), Err(Error::Io { .. })));
+    }
+
+    #[test]
+    fn endless_passphrase_file_is_refused_not_read_forever() {
+        let e = Passphrase::read_file(Path::new("/dev/zero")).err().expect("endless");
+        assert!(matches!(e, Error::SecretFileTooLarge { limit: MAX_SECRET_FILE, .. }), "{e}");
+    }
+
+    #[test]
+    fn passphrase_read_file_drops_one_newline() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("p");
+        std::fs::write(&p, b"secret phrase 1\r\n").unwrap();
+        assert_eq!(Passphrase::read_file(&p).unwrap().expose_secret(), b"secret phrase 1");
+        assert_eq!(MasterKey::copy_from(&[7; MASTER_KEY_LEN]).expose_secret(), &[7; MASTER_KEY_LEN]);
     }
 
     #[test]

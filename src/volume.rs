@@ -8,7 +8,7 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -135,7 +135,17 @@ pub fn read_header(dir: &Path) -> Result<VolumeHeader, Error> {
         }
         Err(e) => return Err(Error::io(dir, e)),
     }
-    let bytes = match fs::read(paths.header()) {
+    // At most one byte more than a header: a header path that is a huge or
+    // endless file (a symlink to /dev/zero) is refused, not read to the end.
+    let read = File::open(paths.header()).and_then(|f| {
+        let mut b = Vec::with_capacity(crate::header::HEADER_LEN + 1);
+        f.take(crate::header::HEADER_LEN as u64 + 1).read_to_end(&mut b).map(|_| b)
+    });
+    let bytes = match read {
+        Ok(b) if b.len() > crate::header::HEADER_LEN => {
+            let what = format!("longer than {} bytes", crate::header::HEADER_LEN);
+            return Err(Error::HeaderDamaged { path: paths.header(), what });
+        }
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Error::NotAVolume { path: dir.to_path_buf() });
@@ -181,5 +191,13 @@ mod tests {
         assert!(matches!(create(&other, b"x", kdf(), "", |_| Ok(())), Err(Error::DirectoryNotEmpty { .. })));
         assert!(matches!(read_header(&other), Err(Error::NotAVolume { .. })));
         assert!(matches!(read_header(&t.path().join("missing")), Err(Error::NotAVolume { .. })));
+    }
+
+    #[test]
+    fn endless_header_file_is_damaged_not_read_forever() {
+        let t = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", t.path().join(HEADER_FILE)).unwrap();
+        let e = read_header(t.path()).err().expect("refused");
+        assert!(e.to_string().contains("longer than 4192 bytes"), "{e}");
     }
 }

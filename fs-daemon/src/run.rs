@@ -44,12 +44,12 @@ impl From<callvault::Error> for Fatal {
 pub const CREDENTIAL_NAME: &str = "callvault-passphrase";
 
 fn read_passphrase(args: &Args) -> Result<Passphrase, Fatal> {
+    // Capped at secret::MAX_SECRET_FILE, read into one buffer that never
+    // grows and is wiped on drop; Error::Io and SecretFileTooLarge both
+    // start with the path.
     let from_file = |p: &Path| -> Result<Passphrase, Fatal> {
-        let mut bytes = Vec::new();
-        File::open(p)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| Fatal::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {}: {e}", p.display())))?;
-        let pass = Passphrase::from_file_contents(bytes);
+        let pass = Passphrase::read_file(p)
+            .map_err(|e| Fatal::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {e}")))?;
         if pass.is_empty() {
             return Err(Fatal::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {} is empty", p.display())));
         }

@@ -1,7 +1,5 @@
 //! Reading a new passphrase: from a file, or typed twice without echo.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use callvault::exitcode;
@@ -9,12 +7,12 @@ use callvault::secret::{Passphrase, ct_eq};
 
 use crate::error::Failure;
 
+/// Reads a passphrase file: capped at `secret::MAX_SECRET_FILE`, into one
+/// buffer that never grows and is wiped on drop (`Passphrase::read_file`).
 pub fn from_file(p: &Path) -> Result<Passphrase, Failure> {
-    let mut bytes = Vec::new();
-    File::open(p)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| Failure::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {}: {e}", p.display())))?;
-    let pass = Passphrase::from_file_contents(bytes);
+    // Error::Io and SecretFileTooLarge both start with the path.
+    let pass = Passphrase::read_file(p)
+        .map_err(|e| Failure::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {e}")))?;
     if pass.is_empty() {
         return Err(Failure::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {} is empty", p.display())));
     }
@@ -75,5 +73,17 @@ mod tests {
         std::fs::write(&p, "\n").unwrap();
         assert_eq!(from_file(&p).err().map(|f| f.code), Some(exitcode::PASSPHRASE_SOURCE));
         assert_eq!(from_file(&d.path().join("missing")).err().map(|f| f.code), Some(exitcode::PASSPHRASE_SOURCE));
+    }
+
+    #[test]
+    fn oversized_passphrase_files_are_refused_with_the_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("p");
+        std::fs::write(&p, vec![b'a'; callvault::secret::MAX_SECRET_FILE + 1]).unwrap();
+        let f = from_file(&p).err().expect("too large");
+        assert_eq!(f.code, exitcode::PASSPHRASE_SOURCE);
+        assert!(f.message.contains("larger than 65536 bytes"), "{}", f.message);
+        let f = from_file(Path::new("/dev/zero")).err().expect("endless");
+        assert!(f.message.starts_with("passphrase file /dev/zero is larger than"), "{}", f.message);
     }
 }

@@ -24,6 +24,12 @@ pub struct PolicyError {
 pub enum Problem {
     /// The file could not be read.
     Unreadable(io::Error),
+    /// The file is larger than [`super::MAX_POLICY_BYTES`]; nothing past
+    /// the limit was read.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The file is not UTF-8 (TOML must be).
     NotUtf8,
     /// TOML syntax, an unknown key, a value of the wrong type, a duplicate
@@ -102,6 +108,11 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::Unreadable(e) => write!(f, "cannot read policy file: {e}"),
+            Problem::TooLarge { limit } => write!(
+                f,
+                "policy file is larger than the {} MiB limit; split rules with groups and globs instead",
+                limit / (1024 * 1024)
+            ),
             Problem::NotUtf8 => write!(f, "policy file is not valid UTF-8"),
             Problem::Toml(message) => write!(f, "{message}"),
             Problem::UnknownRight(right) => {

@@ -74,6 +74,25 @@ pub fn normalize_path(path: &str) -> Option<String> {
     VolPath::parse(path).map(|p| p.as_str().to_owned())
 }
 
+/// The largest policy file read, in bytes (4 MiB). A 16,000-grant policy is
+/// about 1.5 MiB; anything larger is refused, so `--policy /dev/zero` cannot
+/// make the daemon or the keytool grow without end.
+pub const MAX_POLICY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The one reader of policy files: at most [`MAX_POLICY_BYTES`], refusing
+/// anything larger without reading past the limit.
+fn read_policy_file(path: &Path) -> Result<Vec<u8>, PolicyError> {
+    use std::io::Read;
+    let unreadable = |e| PolicyError::new(path, None, Problem::Unreadable(e));
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        return Err(PolicyError::new(path, None, Problem::TooLarge { limit: MAX_POLICY_BYTES }));
+    }
+    Ok(bytes)
+}
+
 /// What a subject may do to a path. Which filesystem operations need which
 /// right is listed in `docs/POLICY.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -356,7 +375,7 @@ impl Policy {
 
     /// [`Policy::load`] with a chosen resolver.
     pub fn load_with(path: &Path, ids: &dyn IdResolver) -> Result<Policy, PolicyError> {
-        let bytes = std::fs::read(path).map_err(|e| PolicyError::new(path, None, Problem::Unreadable(e)))?;
+        let bytes = read_policy_file(path)?;
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             let valid = &bytes[..e.valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;

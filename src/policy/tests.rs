@@ -491,3 +491,71 @@ fn normalize_path_is_what_allows_matches() {
     assert_eq!(normalize_path("/a/../b"), None);
     assert_eq!(normalize_path("a"), None);
 }
+
+#[test]
+fn policy_file_over_the_size_limit_is_refused_with_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.toml");
+    // One byte over the limit, all of it a valid TOML comment: before the cap
+    // this parsed as an empty policy.
+    let mut text = vec![b' '; MAX_POLICY_BYTES as usize + 1];
+    text[0] = b'#';
+    std::fs::write(&path, &text).expect("write");
+    let e = Policy::load_with(&path, &Table).expect_err("too large");
+    assert!(matches!(e.problem(), Problem::TooLarge { limit: MAX_POLICY_BYTES }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: policy file is larger than the 4 MiB limit; split rules with groups and globs instead",
+            path.display()
+        )
+    );
+    // Exactly at the limit is still read.
+    text.pop();
+    std::fs::write(&path, &text).expect("write");
+    assert_eq!(Policy::load_with(&path, &Table).expect("at the limit").grant_count(), 0);
+}
+
+#[test]
+fn endless_policy_source_stops_at_the_limit() {
+    // /dev/zero never ends: the reader must stop after the limit, not grow.
+    let e = Policy::load_with(Path::new("/dev/zero"), &Table).expect_err("endless");
+    assert!(matches!(e.problem(), Problem::TooLarge { .. }), "{e}");
+}
+
+/// A policy of `n` grants, one user each, on its own team's directory.
+fn many_grants(n: usize) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "[[grant]]\nusers = [{uid}]\ngroups = [\"{gid}\"]\npaths = [\"/team-{i}/**\", \"/shared/{i}-*.wav\"]\n\
+             rights = [\"list\", \"read\"]\n\n",
+            uid = 100_000 + i,
+            gid = 200_000 + i
+        ));
+    }
+    text
+}
+
+#[test]
+fn loading_16000_grants_scans_the_text_a_bounded_number_of_times() {
+    let n = 16_000;
+    let text = many_grants(n);
+    parse::BYTES_SCANNED.with(|c| c.set(0));
+    let p = policy(&text);
+    assert_eq!(p.grant_count(), n);
+    // Line numbers used to be found by counting newlines from the start for
+    // every grant: n * text / 2 bytes (about 13 GB here). Now one scan.
+    let scanned = parse::BYTES_SCANNED.with(|c| c.get());
+    assert!(scanned <= 2 * text.len(), "scanned {scanned} bytes of a {}-byte policy", text.len());
+    // Grant numbers and lines are still right at both ends.
+    assert_eq!(p.grants()[0].line(), 1);
+    assert_eq!(p.grants()[n - 1].line(), 1 + 6 * (n - 1));
+    let last = Subject::new(100_000 + n as u32 - 1, vec![1]);
+    let r = p.explain(&last, &format!("/team-{}/c.wav", n - 1), Right::Read).expect("allowed");
+    assert_eq!((r.index, r.line), (n, 1 + 6 * (n - 1)));
+    let by_group = Subject::new(1, vec![200_000 + 7]);
+    assert_eq!(p.explain(&by_group, "/shared/7-x.wav", Right::Read).map(|r| r.index), Some(8));
+    assert!(!p.allows(&by_group, "/shared/8-x.wav", Right::Read));
+    assert!(!p.allows(&last, "/team-0/c.wav", Right::Read));
+}
