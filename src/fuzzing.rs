@@ -270,7 +270,11 @@ pub fn journal_record(data: &[u8]) {
     let _ = rec.actor();
     for f in filters() {
         if f.matches(&rec) {
-            assert!(f.prefilter().may_match(&line), "prefilter rejects a matching line: {}", String::from_utf8_lossy(&line));
+            assert!(
+                f.prefilter().may_match(&line),
+                "prefilter rejects a matching line: {}",
+                String::from_utf8_lossy(&line)
+            );
         }
     }
 }
@@ -282,41 +286,45 @@ const FIXED_AUDITOR_KEY: &str = "callvault-audit-key v1\njournal-id 000102030405
 /// Most segments one input becomes.
 const MAX_SEGMENTS: usize = 4;
 
-/// A whole audit directory from one input, split at NUL bytes (which no
-/// journal line holds): the auditor key file, `seal.key` (absent when
-/// empty), then `journal-000001.log` onwards. Everything that reads
-/// segments runs over it: the line reader, `records`, the last-line
-/// finder, crash recovery, tailing, and `verify`.
-pub fn journal_segments(scratch: &Path, data: &[u8]) {
+/// Lays out a `journal_segments` input as files under `scratch`: returns the
+/// audit directory and the auditor key (the input's, or a fixed one when
+/// the input's does not parse); `None` when the files cannot be written.
+fn unpack_audit_dir(scratch: &Path, data: &[u8]) -> Option<(std::path::PathBuf, AuditorKey)> {
     let mut parts = data.splitn(MAX_SEGMENTS + 2, |&b| b == 0);
     let key_text = parts.next().unwrap_or_default();
     let seal_key = parts.next().unwrap_or_default();
     let audit = scratch.join("audit");
     let key_path = scratch.join("auditor.key");
-    if std::fs::create_dir(&audit).is_err() || std::fs::write(&key_path, key_text).is_err() {
-        return;
-    }
-    if !seal_key.is_empty() && std::fs::write(audit.join(journal::SEAL_KEY_FILE), seal_key).is_err() {
-        return;
+    std::fs::create_dir(&audit).ok()?;
+    std::fs::write(&key_path, key_text).ok()?;
+    if !seal_key.is_empty() {
+        std::fs::write(audit.join(journal::SEAL_KEY_FILE), seal_key).ok()?;
     }
     for (i, seg) in parts.enumerate() {
-        if std::fs::write(audit.join(journal::segment_name(i as u64 + 1)), seg).is_err() {
-            return;
-        }
+        std::fs::write(audit.join(journal::segment_name(i as u64 + 1)), seg).ok()?;
     }
     let key = match AuditorKey::read_from(&key_path) {
         Ok(k) => k,
         Err(_) => {
-            if std::fs::write(&key_path, FIXED_AUDITOR_KEY).is_err() {
-                return;
-            }
+            std::fs::write(&key_path, FIXED_AUDITOR_KEY).ok()?;
             match AuditorKey::read_from(&key_path) {
                 Ok(k) => k,
                 Err(e) => panic!("the fixed auditor key must parse: {e}"),
             }
         }
     };
+    Some((audit, key))
+}
 
+/// A whole audit directory from one input, split at NUL bytes (which no
+/// journal line holds): the auditor key file, `seal.key` (absent when
+/// empty), then `journal-000001.log` onwards. Everything that reads
+/// segments runs over it: the line reader, `records`, the last-line
+/// finder, crash recovery, tailing, and `verify`.
+pub fn journal_segments(scratch: &Path, data: &[u8]) {
+    let Some((audit, key)) = unpack_audit_dir(scratch, data) else {
+        return;
+    };
     if let Ok(lines) = Lines::open(&audit) {
         for (info, line) in lines.flatten() {
             if info.complete {
@@ -374,15 +382,18 @@ pub fn request_file(scratch: &Path, data: &[u8]) {
     }
 }
 
+/// One input for the named target.
+pub type Input = (&'static str, Vec<u8>);
+
 /// Well-formed inputs for every target, made by the real writers: the seed
 /// corpora under `fuzz/corpus/` started from these, and the replay test
 /// runs a fresh set each time. `scratch` must be an empty directory.
-pub fn seeds(scratch: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, Box<dyn std::error::Error>> {
+pub fn seeds(scratch: &Path) -> Result<Vec<Input>, Box<dyn std::error::Error>> {
     use crate::journal::{Actor, Detail, Event, EventKind, Journal, JournalOptions, Outcome};
     use crate::kdf::KdfParams;
     use std::time::Duration;
 
-    let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let mut out: Vec<Input> = Vec::new();
     let m = master();
 
     // Volume headers: one slot, then two with labels (the cheapest KDF).
@@ -463,12 +474,18 @@ pub fn seeds(scratch: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, Box<dyn std
         fh: Some(3),
         ..Detail::default()
     }))?;
-    j.append(Event::new(EventKind::Denied, actor.clone()).outcome(Outcome::errno(13)).path("/team-b/x").detail(
-        Detail { op: Some("open".into()), missing_right: Some("read".into()), ..Detail::default() },
-    ))?;
+    j.append(
+        Event::new(EventKind::Denied, actor.clone()).outcome(Outcome::errno(13)).path("/team-b/x").detail(Detail {
+            op: Some("open".into()),
+            missing_right: Some("read".into()),
+            ..Detail::default()
+        }),
+    )?;
     j.append(Event::new(EventKind::Rename, actor.clone()).path("/a").path2("/b \"q\" \u{e9}"))?;
     j.append(Event::new(EventKind::Unlink, actor.clone()).outcome(Outcome::Intent).path("/c"))?;
-    j.append(Event::new(EventKind::Unlink, actor.clone()).path("/c").detail(Detail { intent: Some(5), ..Detail::default() }))?;
+    j.append(
+        Event::new(EventKind::Unlink, actor.clone()).path("/c").detail(Detail { intent: Some(5), ..Detail::default() }),
+    )?;
     j.append(Event::new(EventKind::Close, actor).detail(Detail {
         fh: Some(3),
         bytes_read: Some(4096),
@@ -492,10 +509,8 @@ pub fn seeds(scratch: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, Box<dyn std
 
     // Request files: two kinds the daemon takes, one it refuses.
     let who = Actor { uid: 0, user: Some("root".into()), gid: 0, pid: 7, exe: None, cmdline: None };
-    let read = Event::new(EventKind::AuditRead, who.clone()).detail(Detail {
-        reason: Some("callvault-keytool audit show".into()),
-        ..Detail::default()
-    });
+    let read = Event::new(EventKind::AuditRead, who.clone())
+        .detail(Detail { reason: Some("callvault-keytool audit show".into()), ..Detail::default() });
     let admin = Event::new(EventKind::KeyAdmin, who.clone()).detail(Detail {
         action: Some("add-keyslot".into()),
         slot: Some(2),
@@ -555,5 +570,19 @@ mod tests {
             assert!(run(target, scratch.path(), &data));
         }
         assert!(!run("no_such_target", dir.path(), b""));
+    }
+
+    // The journal seed must reach verify's success path, or the fuzzer
+    // starts from nothing better than random bytes.
+    #[test]
+    fn journal_seed_unpacks_into_a_journal_that_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let seeds = seeds(dir.path()).unwrap();
+        let (_, packed) = seeds.iter().find(|(t, _)| *t == "journal_segments").unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let (audit, key) = unpack_audit_dir(scratch.path(), packed).unwrap();
+        assert!(journal::list_segments(&audit).unwrap().len() >= 2, "the seed spans segments");
+        let report = journal::verify(&audit, &key).unwrap();
+        assert!(report.to_string().contains(" verified: "), "{report}");
     }
 }
