@@ -14,6 +14,9 @@ pub mod contents;
 pub mod error;
 pub mod exitcode;
 pub mod fileheader;
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 pub mod journal;
 pub mod kdf;

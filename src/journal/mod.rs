@@ -44,5 +44,10 @@ pub use writer::{
     init_journal,
 };
 
+// Reached by `crate::fuzzing` (the fuzz targets and the test replaying their corpora).
+pub(crate) use recover::recover;
+pub(crate) use requests::pending;
+pub(crate) use segment::last_line;
+
 #[cfg(test)]
 mod tests;
