@@ -458,6 +458,7 @@ pub fn seeds(scratch: &Path) -> Result<Vec<Input>, Box<dyn std::error::Error>> {
         pid: 4242,
         exe: Some("/usr/bin/cat".into()),
         cmdline: Some(vec!["cat".into(), "/mnt/team-a/c1.wav".into()]),
+        ..Actor::default()
     };
     let opts = JournalOptions {
         segment_size: 2048,
@@ -508,7 +509,7 @@ pub fn seeds(scratch: &Path) -> Result<Vec<Input>, Box<dyn std::error::Error>> {
     out.push(("journal_segments", packed));
 
     // Request files: two kinds the daemon takes, one it refuses.
-    let who = Actor { uid: 0, user: Some("root".into()), gid: 0, pid: 7, exe: None, cmdline: None };
+    let who = Actor { uid: 0, user: Some("root".into()), gid: 0, pid: 7, ..Actor::default() };
     let read = Event::new(EventKind::AuditRead, who.clone())
         .detail(Detail { reason: Some("callvault-keytool audit show".into()), ..Detail::default() });
     let admin = Event::new(EventKind::KeyAdmin, who.clone()).detail(Detail {
