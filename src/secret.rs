@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(&got[..], b"0123456789");
         // One allocation of max + 1 bytes, made before reading: never grown.
         assert_eq!(got.capacity(), 11);
-        let e = read_secret_file(&p, 9).err().expect("over the cap");
+        let e = read_secret_file(&p, 9).expect_err("over the cap");
         assert!(matches!(&e, Error::SecretFileTooLarge { limit: 9, .. }), "{e}");
         assert!(e.to_string().contains("larger than 9 bytes"), "{e}");
         assert!(matches!(read_secret_file(&d.path().join("missing"), 9), Err(Error::Io { .. })));
