@@ -554,6 +554,10 @@ fn loading_16000_grants_scans_the_text_a_bounded_number_of_times() {
     let last = Subject::new(100_000 + n as u32 - 1, vec![1]);
     let r = p.explain(&last, &format!("/team-{}/c.wav", n - 1), Right::Read).expect("allowed");
     assert_eq!((r.index, r.line), (n, 1 + 6 * (n - 1)));
+    // `/team-N/**` is compared as text; only `/shared/N-*.wav` needs globset
+    // (its whole path and its last component): 2 matchers a grant, not 6.
+    let matchers: usize = p.grants.iter().flat_map(|g| &g.globs).map(|g| g.globset_matchers()).sum();
+    assert_eq!(matchers, 2 * n);
     // A check looks only at the grants naming the caller, not at all 16,000.
     assert_eq!(p.index.candidates(&last), vec![n - 1]);
     assert_eq!(p.index.candidates(&Subject::new(100_003, vec![200_003, 200_009, 5])), vec![3, 9]);
