@@ -76,7 +76,7 @@ pub fn normalize_path(path: &str) -> Option<String> {
 }
 
 /// The largest policy file read, in bytes (4 MiB). A 16,000-grant policy is
-/// about 1.5 MiB; anything larger is refused, so `--policy /dev/zero` cannot
+/// about 2 MiB; anything larger is refused, so `--policy /dev/zero` cannot
 /// make the daemon or the keytool grow without end.
 pub const MAX_POLICY_BYTES: u64 = 4 * 1024 * 1024;
 
