@@ -3,10 +3,22 @@
 //! with `openssl speed -evp aes-256-xts -bytes 4096` on the same machine
 //! (bench/run.sh prints both).
 
-use callvault::contents::{SectorCipher, reference_encrypt};
+use aes::Aes256;
+use aes::cipher::{Array, KeyInit};
+use callvault::contents::SectorCipher;
 use callvault::keys::{LABEL_FILE_CONTENTS, derive64};
-use callvault::secret::MasterKey;
+use callvault::secret::{Key64, MasterKey};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+/// The unbatched `xts-mode` crate (a dev-dependency), as the baseline.
+fn reference_encrypt(key: &Key64, index: u64, sector: &mut [u8]) {
+    let k = key.expose_secret();
+    let (Ok(k1), Ok(k2)) = (Array::try_from(&k[..32]), Array::try_from(&k[32..])) else {
+        return;
+    };
+    let xts = xts_mode::Xts128::new(Aes256::new(&k1), Aes256::new(&k2));
+    xts.encrypt_sector(sector, xts_mode::get_tweak_default(u128::from(index)));
+}
 
 fn sectors(c: &mut Criterion) {
     let key = derive64(&MasterKey::generate().expect("random"), LABEL_FILE_CONTENTS, &[1; 16]);

@@ -154,8 +154,10 @@ fn is_hole(sector: &[u8]) -> bool {
 }
 
 /// The unbatched `xts-mode` implementation, kept as the reference the fast
-/// path is tested and benchmarked against.
-pub fn reference_encrypt(key: &Key64, index: u64, sector: &mut Sector) {
+/// path is tested against (benches/sector_crypto.rs has its own copy, so
+/// `xts-mode` is only a dev-dependency).
+#[cfg(test)]
+pub(crate) fn reference_encrypt(key: &Key64, index: u64, sector: &mut Sector) {
     let k = key.expose_secret();
     let (Ok(k1), Ok(k2)) = (Array::try_from(&k[..32]), Array::try_from(&k[32..])) else {
         return;

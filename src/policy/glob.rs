@@ -60,7 +60,46 @@ pub(crate) enum GlobProblem {
 #[derive(Debug)]
 enum Comp {
     AnyDepth,
-    Name(GlobMatcher),
+    Name(Matcher),
+}
+
+/// A compiled pattern. Globs without special characters, the bulk of a large
+/// policy (`/team-a/**`), are compared as strings: a globset matcher costs
+/// tens of microseconds and kilobytes to build, and a 16,000-grant policy
+/// needs about 100,000 of them.
+#[derive(Debug)]
+enum Matcher {
+    /// Exactly this text.
+    Literal(String),
+    /// This text (a literal directory and `/`) and anything after it: the
+    /// globset meaning of `DIR/**` on a normalised path.
+    Below(String),
+    Glob(GlobMatcher),
+}
+
+impl Matcher {
+    fn new(glob: &str) -> Result<Matcher, globset::Error> {
+        if is_literal(glob) { Ok(Matcher::Literal(glob.to_owned())) } else { matcher(glob).map(Matcher::Glob) }
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        match self {
+            Matcher::Literal(l) => l == s,
+            Matcher::Below(prefix) => s.len() > prefix.len() && s.starts_with(prefix.as_str()),
+            Matcher::Glob(m) => m.is_match(s),
+        }
+    }
+
+    #[cfg(test)]
+    fn is_glob(&self) -> bool {
+        matches!(self, Matcher::Glob(_))
+    }
+}
+
+/// Whether globset would read `glob` as plain text: no wildcard, class,
+/// alternation or escape (a stray `]` or `}` also goes to globset).
+fn is_literal(glob: &str) -> bool {
+    !glob.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'\\'))
 }
 
 /// A compiled path glob of one grant.
@@ -69,7 +108,7 @@ pub(crate) struct PathGlob {
     /// globset matchers on the whole path: the glob itself and, when it ends
     /// in `/**`, the directory the `/**` hangs off (so "/team-a/**" covers
     /// "/team-a" too).
-    whole: Vec<GlobMatcher>,
+    whole: Vec<Matcher>,
     /// The same glob, one matcher per component, for the parents rule.
     comps: Vec<Comp>,
 }
@@ -102,14 +141,21 @@ impl PathGlob {
             ));
         }
         let normalised = join(&parts);
-        let whole = matcher(&normalised).map_err(|e| GlobProblem::Bad(e.kind().to_string()))?;
+        let bad = |e: globset::Error| GlobProblem::Bad(e.kind().to_string());
+        let whole = match parts.split_last() {
+            // DIR/** with a literal DIR: everything strictly below DIR.
+            Some((&"**", dir)) if !dir.is_empty() && dir.iter().all(|c| is_literal(c)) => {
+                Matcher::Below(format!("{}/", join(dir)))
+            }
+            _ => Matcher::new(&normalised).map_err(bad)?,
+        };
         let mut comps = Vec::with_capacity(parts.len());
         for part in &parts {
             if *part == "**" {
                 comps.push(Comp::AnyDepth);
                 continue;
             }
-            match matcher(part) {
+            match Matcher::new(part) {
                 Ok(m) => comps.push(Comp::Name(m)),
                 Err(_) => {
                     return Err(GlobProblem::Bad(
@@ -122,10 +168,16 @@ impl PathGlob {
         }
         let mut wholes = vec![whole];
         if let Some((&"**", dir)) = parts.split_last() {
-            let dir = matcher(&join(dir)).map_err(|e| GlobProblem::Bad(e.kind().to_string()))?;
-            wholes.push(dir);
+            wholes.push(Matcher::new(&join(dir)).map_err(bad)?);
         }
         Ok(PathGlob { whole: wholes, comps })
+    }
+
+    /// How many globset matchers this glob needed (tests only).
+    #[cfg(test)]
+    pub(crate) fn globset_matchers(&self) -> usize {
+        let comps = self.comps.iter().filter(|c| matches!(c, Comp::Name(m) if m.is_glob())).count();
+        comps + self.whole.iter().filter(|m| m.is_glob()).count()
     }
 
     /// Whether the glob covers `path` itself.
@@ -455,6 +507,52 @@ mod tests {
         }
     }
 
+    /// What globset alone says `g` covers (the matcher before the literal
+    /// fast paths): the glob, or for `DIR/**` also DIR; the root only for
+    /// globs of `**` alone.
+    fn globset_only(g: &str, p: &VolPath<'_>) -> bool {
+        let parts: Vec<&str> = g.strip_prefix('/').unwrap().split('/').filter(|c| !c.is_empty()).collect();
+        if p.comps.is_empty() {
+            return parts.iter().all(|c| *c == "**");
+        }
+        let mut hit = matcher(&join(&parts)).unwrap().is_match(p.as_str());
+        if let Some((&"**", dir)) = parts.split_last() {
+            hit |= matcher(&join(dir)).unwrap().is_match(p.as_str());
+        }
+        hit
+    }
+
+    #[test]
+    fn literal_fast_paths_agree_with_globset() {
+        let globs = ["/a", "/a/b", "/a/**", "/a/b/**", "/team-a/**", "/a/**/b", "/a b/**", "/é/**", "/**", "/", "/a/*"];
+        let names = ["a", "b", "ab", "a b", "é", ".a", "team-a", "team-ab"];
+        let mut paths = vec!["/".to_owned()];
+        let mut level = vec![String::new()];
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for prefix in &level {
+                for name in names {
+                    next.push(format!("{prefix}/{name}"));
+                }
+            }
+            paths.extend(next.iter().cloned());
+            level = next;
+        }
+        for g in globs {
+            let pg = glob(g);
+            for p in &paths {
+                let vp = VolPath::parse(p).expect("test path is valid");
+                assert_eq!(pg.matches(&vp), globset_only(g, &vp), "glob {g:?} path {p:?}");
+                assert_eq!(pg.matches(&vp), pg.matches_by_components(&vp), "glob {g:?} path {p:?}");
+            }
+        }
+        // Literal globs and DIR/** need no globset matcher at all.
+        for g in ["/a", "/a/b", "/team-a/**", "/a b/é/**"] {
+            assert_eq!(glob(g).globset_matchers(), 0, "{g}");
+        }
+        assert_eq!(glob("/shared/1-*.wav").globset_matchers(), 2);
+    }
+
     proptest::proptest! {
         /// Any glob text either compiles or is refused; it never panics, and
         /// a compiled glob's two matchers agree on any path.
@@ -466,6 +564,7 @@ mod tests {
             if let Ok(pg) = PathGlob::compile(&g) {
                 if let Some(vp) = VolPath::parse(&p) {
                     proptest::prop_assert_eq!(pg.matches(&vp), pg.matches_by_components(&vp));
+                    proptest::prop_assert_eq!(pg.matches(&vp), globset_only(&g, &vp));
                     let _ = pg.leads_below(&vp);
                 }
             }

@@ -554,8 +554,63 @@ fn loading_16000_grants_scans_the_text_a_bounded_number_of_times() {
     let last = Subject::new(100_000 + n as u32 - 1, vec![1]);
     let r = p.explain(&last, &format!("/team-{}/c.wav", n - 1), Right::Read).expect("allowed");
     assert_eq!((r.index, r.line), (n, 1 + 6 * (n - 1)));
+    // `/team-N/**` is compared as text; only `/shared/N-*.wav` needs globset
+    // (its whole path and its last component): 2 matchers a grant, not 6.
+    let matchers: usize = p.grants.iter().flat_map(|g| &g.globs).map(|g| g.globset_matchers()).sum();
+    assert_eq!(matchers, 2 * n);
+    // A check looks only at the grants naming the caller, not at all 16,000.
+    assert_eq!(p.index.candidates(&last), vec![n - 1]);
+    assert_eq!(p.index.candidates(&Subject::new(100_003, vec![200_003, 200_009, 5])), vec![3, 9]);
     let by_group = Subject::new(1, vec![200_000 + 7]);
     assert_eq!(p.explain(&by_group, "/shared/7-x.wav", Right::Read).map(|r| r.index), Some(8));
     assert!(!p.allows(&by_group, "/shared/8-x.wav", Right::Read));
     assert!(!p.allows(&last, "/team-0/c.wav", Right::Read));
+}
+
+/// The decision as it was made before the subject index: every grant in file
+/// order. The indexed [`Policy::explain`] must agree with it.
+fn explain_by_scanning(p: &Policy, who: &Subject, path: &str, right: Right) -> Option<GrantRef> {
+    let vp = glob::VolPath::parse(path)?;
+    let found = |via: Via, test: &dyn Fn(&Grant) -> bool| {
+        p.grants.iter().enumerate().find(|(_, g)| g.applies_to(who) && test(g)).map(|(i, g)| GrantRef {
+            index: i + 1,
+            line: g.line,
+            via,
+        })
+    };
+    found(Via::Direct, &|g| g.rights.contains(right) && g.covers(&vp))
+        .or_else(|| if right == Right::List { found(Via::Parent, &|g| g.leads_below(&vp)) } else { None })
+}
+
+#[test]
+fn indexed_checks_agree_with_scanning_every_grant() {
+    let text = format!(
+        "{ISSUE_EXAMPLE}\n[[grant]]\nusers = [\"alice\", \"alice\"]\ngroups = [\"qa-team-b\", 100]\n\
+         paths = [\"/team-b/*.wav\", \"/x/**\"]\nrights = [\"read\", \"delete\"]\n\n\
+         [[grant]]\ngroups = [\"auditors\", \"qa-team-a\"]\npaths = [\"/team-a/**\"]\nrights = [\"blackout\"]\n"
+    );
+    let policies = [policy(&text), policy(ISSUE_EXAMPLE), Policy::allow_all(), policy("")];
+    let subjects = [
+        recorder(),
+        alice(),
+        bob(),
+        root(),
+        Subject::new(9, vec![3002, 3003]),
+        Subject::new(1001, vec![]),
+        Subject::new(7, vec![100, 100]),
+    ];
+    let paths = ["/", "/team-a", "/team-a/c.wav", "/team-b/c.wav", "/team-b", "/x/y/z", "/y", "/team-a/../b"];
+    for p in &policies {
+        for who in &subjects {
+            for path in paths {
+                for right in Right::ALL {
+                    assert_eq!(
+                        p.explain(who, path, right),
+                        explain_by_scanning(p, who, path, right),
+                        "{who:?} {path} {right}"
+                    );
+                }
+            }
+        }
+    }
 }
