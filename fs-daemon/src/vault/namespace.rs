@@ -230,7 +230,7 @@ impl Vault {
         if kind_of(st.st_mode) == Some(Kind::Dir) {
             return Err(Errno::EISDIR);
         }
-        self.keep_descriptor_of(&p, bn.entry()); // it may lose its last name
+        self.keep_descriptor_of_ino(st.st_ino); // it may lose its last name
         unlinkat(&p.fd()?, bn.entry(), UnlinkatFlags::NoRemoveDir)?;
         self.remove_long_name(&p, &bn);
         Ok(())
