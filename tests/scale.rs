@@ -110,3 +110,28 @@ fn two_hundred_thousand_files_under_a_4096_descriptor_limit() {
     assert!(m.unmount().success());
     assert!(Path::new(&vol.path).exists());
 }
+
+/// A file whose last name goes while the kernel still knows it (here through
+/// an `O_PATH` descriptor, which sends no open) keeps its backing descriptor:
+/// a file handle cannot reopen a nameless file, and more files than the
+/// descriptor budget pass through the cache meanwhile.
+#[test]
+fn a_removed_file_still_known_stays_usable_under_the_limit() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let vol = Volume::new();
+    let m = vol.mount_under_fd_limit(LIMIT, &["--no-audit"]);
+    fs::write(m.p("kept.wav"), b"recording").unwrap();
+    let held = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(m.p("kept.wav")).unwrap();
+    fs::remove_file(m.p("kept.wav")).unwrap();
+    fs::create_dir(m.p("many")).unwrap();
+    for i in 0..2 * LIMIT {
+        File::create_new(m.p(&format!("many/f{i}"))).unwrap_or_else(|e| panic!("create {i}: {e}"));
+    }
+    let through = format!("/proc/self/fd/{}", held.as_raw_fd());
+    fs::set_permissions(&through, fs::Permissions::from_mode(0o600)).expect("chmod of the removed file");
+    assert_eq!(fs::metadata(&through).unwrap().permissions().mode() & 0o7777, 0o600);
+    drop(held);
+    assert!(m.unmount().success());
+}

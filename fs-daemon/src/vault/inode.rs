@@ -250,8 +250,14 @@ impl super::Vault {
     pub(super) fn keep_descriptor_of(&self, dir: &Inode, entry: &str) {
         if let Ok(fd) = dir.fd()
             && let Ok(st) = fstatat(&fd, entry, AtFlags::AT_SYMLINK_NOFOLLOW)
-            && let Some(inode) = self.inodes.get(self.inomap.fuse_ino(st.st_ino))
         {
+            self.keep_descriptor_of_ino(st.st_ino);
+        }
+    }
+
+    /// `keep_descriptor_of`, given the backing inode number of the entry.
+    pub(super) fn keep_descriptor_of_ino(&self, backing_ino: u64) {
+        if let Some(inode) = self.inodes.get(self.inomap.fuse_ino(backing_ino)) {
             let _ = inode.keep_descriptor();
         }
     }

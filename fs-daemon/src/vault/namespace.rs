@@ -217,7 +217,7 @@ impl Vault {
         if kind_of(st.st_mode) == Some(Kind::Dir) {
             return Err(Errno::EISDIR);
         }
-        self.keep_descriptor_of(&at.p, at.bn.entry()); // it may lose its last name
+        self.keep_descriptor_of_ino(st.st_ino); // it may lose its last name
         unlinkat(&pfd, at.bn.entry(), UnlinkatFlags::NoRemoveDir)?;
         self.remove_long_name(&at.p, &at.bn);
         Ok(())
