@@ -32,6 +32,28 @@ pub struct Actor {
     pub cmdline: Option<Vec<String>>,
 }
 
+/// The login behind a process: login uid, its name, audit session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Login {
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub session: Option<u32>,
+}
+
+impl Login {
+    /// Reads `/proc/PID/{loginuid,sessionid}`; the login user's name is
+    /// looked up only when the login uid differs from `uid` (named `user`).
+    pub fn of_process(pid: u32, uid: u32, user: Option<&str>) -> Login {
+        let login_uid = read_audit_id(&format!("/proc/{pid}/loginuid"));
+        let login_user = match login_uid {
+            Some(l) if l == uid => user.map(str::to_string),
+            Some(l) => user_name(l),
+            None => None,
+        };
+        Login { uid: login_uid, user: login_user, session: read_audit_id(&format!("/proc/{pid}/sessionid")) }
+    }
+}
+
 impl Actor {
     /// The process behind a request: `uid`/`gid`/`pid` as the kernel reported
     /// them (FUSE request header), login uid, session, exe and command line
@@ -45,20 +67,24 @@ impl Actor {
     /// exe,cmdline}` fresh; looks up the login user's name only when the
     /// login uid differs from `uid`.
     pub fn for_process_with_user(uid: u32, gid: u32, pid: u32, user: Option<String>) -> Actor {
-        let login_uid = read_audit_id(&format!("/proc/{pid}/loginuid"));
-        let login_user = match login_uid {
-            Some(l) if l == uid => user.clone(),
-            Some(l) => user_name(l),
-            None => None,
-        };
+        let login = Login::of_process(pid, uid, user.as_deref());
+        Actor::for_process_with_login(uid, gid, pid, user, login)
+    }
+
+    /// Like [`Actor::for_process_with_user`] with the login identity already
+    /// known (a caller caching it per process: it survives `exec` and
+    /// changes only by a privileged write to `/proc/PID/loginuid`). Reads
+    /// `/proc/PID/{exe,cmdline}` fresh, so a process that execs another
+    /// program is named as the program it runs now.
+    pub fn for_process_with_login(uid: u32, gid: u32, pid: u32, user: Option<String>, login: Login) -> Actor {
         Actor {
             uid,
             user,
             gid,
             pid,
-            login_uid,
-            login_user,
-            session: read_audit_id(&format!("/proc/{pid}/sessionid")),
+            login_uid: login.uid,
+            login_user: login.user,
+            session: login.session,
             exe: read_exe(&format!("/proc/{pid}/exe")),
             cmdline: read_cmdline(&format!("/proc/{pid}/cmdline")),
         }

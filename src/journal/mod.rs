@@ -22,7 +22,7 @@ pub mod time;
 mod verify;
 mod writer;
 
-pub use actor::{Actor, PAN_KEPT_DIGITS, mask_pans, uid_of, user_name};
+pub use actor::{Actor, Login, PAN_KEPT_DIGITS, mask_pans, uid_of, user_name};
 pub use chain::{Hash, line_hash, to_hex};
 pub use checkpoint::Checkpoint;
 pub use error::JournalError;

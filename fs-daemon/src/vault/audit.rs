@@ -2,14 +2,15 @@
 //!
 //! Every record is durable before the operation's result goes back to the
 //! caller. If a record cannot be written, the operation answers EIO: nothing
-//! is served unrecorded. Who did it (login uid, session, executable, command
-//! line) is read from /proc for every record; user names are cached per uid.
+//! is served unrecorded. Who did it: executable and command line are read
+//! from /proc for every record; login uid and session once a second per
+//! process (exec keeps them); user names are cached per uid.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use callvault::journal::{Actor, Detail, Event, EventKind, Journal, Outcome};
+use callvault::journal::{Actor, Detail, Event, EventKind, Journal, Login, Outcome};
 use log::error;
 use nix::errno::Errno;
 
@@ -19,7 +20,12 @@ use super::paths::VolPath;
 
 /// How long a user name looked up for a uid is reused.
 const NAME_TTL: Duration = Duration::from_secs(10);
-/// Above this many cached names, expired ones are swept.
+/// (pid, uid, gid) of a request.
+type ProcessKey = (u32, u32, u32);
+
+/// How long a process's login uid and session are reused.
+const LOGIN_TTL: Duration = Duration::from_secs(1);
+/// Above this many cached names (or logins), expired ones are swept.
 const NAME_CACHE_SWEEP: usize = 4096;
 
 pub struct Audit {
@@ -27,6 +33,8 @@ pub struct Audit {
     fault: Option<Fault>,
     /// User names by uid, with when they were looked up.
     names: Mutex<HashMap<u32, (Instant, Option<String>)>>,
+    /// Login identities by (pid, uid, gid), with when they were read.
+    logins: Mutex<HashMap<ProcessKey, (Instant, Login)>>,
 }
 
 /// Open flags by name, for open and create records.
@@ -148,7 +156,12 @@ pub fn outcome<T>(r: &Result<T, Errno>) -> Outcome {
 impl Audit {
     /// `None` runs without a journal (`--no-audit`, benchmarks only).
     pub fn new(journal: Option<Journal>) -> Self {
-        Audit { journal, fault: Fault::from_env(), names: Mutex::new(HashMap::new()) }
+        Audit {
+            journal,
+            fault: Fault::from_env(),
+            names: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -156,26 +169,47 @@ impl Audit {
     }
 
     /// The process behind a request: uid and user, gid, pid, login uid and
-    /// session, exe, command line. Everything but the user name is read from
-    /// /proc for each record: a process that execs another program is
-    /// recorded as what it runs now. Names come from NSS, cached per uid for
+    /// session, exe, command line. Exe and command line are read from /proc
+    /// for each record: a process that execs another program is recorded as
+    /// what it runs now. The login uid and session survive exec and change
+    /// only by a privileged write, so they are read once per [`LOGIN_TTL`]
+    /// per (pid, uid, gid). Names come from NSS, cached per uid for
     /// [`NAME_TTL`] (a lookup may go to LDAP).
     pub fn actor(&self, who: &Caller) -> Actor {
         let now = Instant::now();
-        let cached = lock(&self.names).get(&who.uid).filter(|(at, _)| now.duration_since(*at) < NAME_TTL).cloned();
-        let user = match cached {
+        let user = self.user_name(who.uid, now);
+        let key = (who.pid, who.uid, who.gid);
+        let cached = lock(&self.logins).get(&key).filter(|(at, _)| now.duration_since(*at) < LOGIN_TTL).cloned();
+        let login = match cached {
+            Some((_, login)) => login,
+            None => {
+                let login = Login::of_process(who.pid, who.uid, user.as_deref());
+                let mut logins = lock(&self.logins);
+                if logins.len() > NAME_CACHE_SWEEP {
+                    logins.retain(|_, (at, _)| now.duration_since(*at) < LOGIN_TTL);
+                }
+                logins.insert(key, (now, login.clone()));
+                login
+            }
+        };
+        Actor::for_process_with_login(who.uid, who.gid, who.pid, user, login)
+    }
+
+    /// The user name of `uid`, from the cache or NSS.
+    fn user_name(&self, uid: u32, now: Instant) -> Option<String> {
+        let cached = lock(&self.names).get(&uid).filter(|(at, _)| now.duration_since(*at) < NAME_TTL).cloned();
+        match cached {
             Some((_, name)) => name,
             None => {
-                let name = callvault::journal::user_name(who.uid);
+                let name = callvault::journal::user_name(uid);
                 let mut names = lock(&self.names);
                 if names.len() > NAME_CACHE_SWEEP {
                     names.retain(|_, (at, _)| now.duration_since(*at) < NAME_TTL);
                 }
-                names.insert(who.uid, (now, name.clone()));
+                names.insert(uid, (now, name.clone()));
                 name
             }
-        };
-        Actor::for_process_with_user(who.uid, who.gid, who.pid, user)
+        }
     }
 
     /// Appends `ev` durably; EIO (and a log line) if it cannot be recorded.
