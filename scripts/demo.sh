@@ -54,7 +54,7 @@ echo "  decrypted view (what recorders and players see): $mnt"
 ls -l "$mnt/team-a"
 echo "  encrypted backing store (what lands on disk):   $volume/data"
 find "$volume/data" -maxdepth 2 | head -n 8
-echo "  daemon log: $demo/callvaultd.log"
+echo "  daemon log: $demo/callvaultd.log until mounted, then syslog (journalctl -t callvaultd)"
 echo
 echo "Stop it with:   fusermount3 -u $mnt"
 echo "Mount it again: $bin/callvaultd $volume $mnt --passphrase-file $pass --allow-all --background"
