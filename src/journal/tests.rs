@@ -1064,3 +1064,25 @@ fn verify_warns_about_intents_without_outcome_once_the_writer_stopped() {
         "{rep}"
     );
 }
+
+/// A record appended lazily is not waited for, keeps its place in the
+/// chain, goes out with the next durable append, and is flushed at close.
+#[test]
+fn lazily_appended_records_go_out_with_the_next_batch_and_at_close() {
+    let v = new_volume();
+    let j = Journal::open(&v.audit, opts()).unwrap();
+    let lazy = j.append_lazily(open_ev(1)).unwrap();
+    let durable = j.append(open_ev(2)).unwrap();
+    assert_eq!(durable, lazy + 1);
+    assert!(j.last_seq() >= durable, "the durable append carried the lazy one");
+    let last = j.append_lazily(open_ev(3)).unwrap();
+    j.close().unwrap();
+    let seqs: Vec<u64> =
+        records(&v.audit).unwrap().map(|r| r.unwrap()).filter(|r| r.event == EventKind::Open).map(|r| r.seq).collect();
+    assert_eq!(seqs, [lazy, durable, last]);
+    verify(&v.audit, &v.key).unwrap();
+    assert!(matches!(
+        Journal::open(&v.audit, opts()).unwrap().append_lazily(Event::new(EventKind::Seal, actor("x", 1))),
+        Err(JournalError::InvalidOption(_))
+    ));
+}

@@ -328,6 +328,21 @@ impl Journal {
         self.inner.append_event(ev)
     }
 
+    /// Queues one event without waiting for it to reach stable storage, and
+    /// returns its sequence number. It is written with the next batch: the
+    /// next append's, or the journal thread's within a second. Only for a
+    /// record whose loss in a crash or a failed batch is accounted for
+    /// otherwise: the outcome of an operation whose `intent` record is
+    /// durable (an intent left without its outcome is recorded as
+    /// interrupted at the next mount). An error means the journal refuses
+    /// records at all (closed or broken).
+    pub fn append_lazily(&self, ev: Event) -> Result<u64, JournalError> {
+        if ev.kind.is_internal() {
+            return Err(JournalError::InvalidOption(format!("{} records are written by the journal itself", ev.kind)));
+        }
+        self.inner.enqueue_lazily(ev)
+    }
+
     /// Appends several events as one batch (one `fdatasync`), in order, and
     /// returns their sequence numbers once all are durable. All or none: on
     /// error none of them was recorded.
@@ -432,6 +447,28 @@ impl Inner {
         let generation_at = st.generation;
         let (_st, r) = self.wait_for(st, seq, generation_at);
         r.map(|()| seq)
+    }
+
+    fn enqueue_lazily(&self, ev: Event) -> Result<u64, JournalError> {
+        let mut st = self.lock_state();
+        st.usable()?;
+        let seq = self.enqueue(&mut st, ev);
+        if self.seal_due(&st) {
+            self.enqueue_seal(&mut st);
+        }
+        Ok(seq)
+    }
+
+    /// Writes and syncs whatever is queued (records appended lazily), if no
+    /// batch is under way to take it. Errors reach the next append.
+    fn flush_queued(&self) {
+        let st = self.lock_state();
+        if st.pending.is_empty() || st.leader_active || st.usable().is_err() {
+            return;
+        }
+        let generation_at = st.generation;
+        let target = st.tentative.next_seq - 1;
+        let _ = self.wait_for(st, target, generation_at);
     }
 
     fn append_events(&self, events: Vec<Event>) -> Result<std::ops::RangeInclusive<u64>, JournalError> {
@@ -738,6 +775,7 @@ impl Inner {
             if closed {
                 continue;
             }
+            self.flush_queued();
             if due {
                 // An error here also fails the next append, which reports it.
                 let _ = self.seal_now();

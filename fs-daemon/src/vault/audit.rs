@@ -293,15 +293,22 @@ impl Audit {
         }
     }
 
-    /// Records how an intended operation ended. If this record cannot be
-    /// made the effect stands with its intent on record (the next mount says
-    /// what it finds), and the caller gets EIO.
+    /// Records how an intended operation ended. The record is queued, not
+    /// waited for: it reaches the disk with the next batch (the next
+    /// access's record, or within a second), so a change costs one sync, its
+    /// intent's. If it is lost (a crash, or the journal failing before that
+    /// batch) the intent stays on record and the next mount records it as
+    /// interrupted, with what it finds. If the journal refuses records at
+    /// all, the effect stands with its intent on record and the caller gets EIO.
     pub fn finish<T>(&self, intent: Intent, r: &Result<T, Errno>) -> Result<(), Errno> {
-        let Some(mut ev) = intent.ev else { return Ok(()) };
+        let (Some(j), Some(mut ev)) = (&self.journal, intent.ev) else { return Ok(()) };
         self.inject(FaultStage::BeforeOutcome, ev.kind);
         ev.outcome = outcome(r);
         ev.detail.intent = Some(intent.seq);
-        self.record(ev)
+        j.append_lazily(ev).map(drop).map_err(|e| {
+            error!("{e}; the outcome of an operation already done could not be recorded");
+            Errno::EIO
+        })
     }
 
     fn inject(&self, stage: FaultStage, kind: EventKind) {
