@@ -323,6 +323,19 @@ mod tests {
         glob(g).leads_below(&path)
     }
 
+    /// Every path of one to three of `names` ("/a", "/a/b", "/a/b/c", ...).
+    fn paths_up_to_three_deep(names: &[&str]) -> Vec<String> {
+        let mut paths = Vec::new();
+        let mut level = vec![String::new()];
+        for _ in 0..3 {
+            let next: Vec<String> =
+                level.iter().flat_map(|prefix| names.iter().map(move |name| format!("{prefix}/{name}"))).collect();
+            paths.extend(next.iter().cloned());
+            level = next;
+        }
+        paths
+    }
+
     #[test]
     fn normalise_collapses_slashes_and_drops_trailing_one() {
         assert_eq!(norm("/").as_deref(), Some("/"));
@@ -486,17 +499,7 @@ mod tests {
         .to_vec();
         // Every path up to three deep over a few names.
         let names = ["a", "b", "x", "team-a", "c1.wav", "日本"];
-        let mut level = vec![String::new()];
-        for _ in 0..3 {
-            let mut next = Vec::new();
-            for prefix in &level {
-                for name in names {
-                    next.push(format!("{prefix}/{name}"));
-                }
-            }
-            paths.extend(next.iter().cloned());
-            level = next;
-        }
+        paths.extend(paths_up_to_three_deep(&names));
         paths.push("/".to_owned());
         for g in globs {
             let pg = glob(g);
@@ -527,17 +530,7 @@ mod tests {
         let globs = ["/a", "/a/b", "/a/**", "/a/b/**", "/team-a/**", "/a/**/b", "/a b/**", "/é/**", "/**", "/", "/a/*"];
         let names = ["a", "b", "ab", "a b", "é", ".a", "team-a", "team-ab"];
         let mut paths = vec!["/".to_owned()];
-        let mut level = vec![String::new()];
-        for _ in 0..3 {
-            let mut next = Vec::new();
-            for prefix in &level {
-                for name in names {
-                    next.push(format!("{prefix}/{name}"));
-                }
-            }
-            paths.extend(next.iter().cloned());
-            level = next;
-        }
+        paths.extend(paths_up_to_three_deep(&names));
         for g in globs {
             let pg = glob(g);
             for p in &paths {
