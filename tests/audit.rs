@@ -10,10 +10,6 @@ use serde_json::Value;
 use crate::harness::{OwnMount, Volume, pattern};
 use crate::users::{Users, as_user};
 
-fn records(vol: &Volume, filter: &[&str]) -> Vec<Value> {
-    vol.records(filter)
-}
-
 fn field<'a>(r: &'a Value, k: &str) -> &'a str {
     r[k].as_str().unwrap_or("")
 }
@@ -59,7 +55,7 @@ fn journal_shows_who_played_and_who_was_refused_and_verify_catches_tampering() {
     assert!(!as_user(&bob, r#"cat "$1""#, &[c1s]).status.success());
     assert!(m.unmount().success());
 
-    let recs = records(&vol, &["--path", "/team-a/c1.wav"]);
+    let recs = vol.records(&["--path", "/team-a/c1.wav"]);
     let by = |user: &str, event: &str| -> Vec<&Value> {
         recs.iter().filter(|r| field(r, "user") == user && field(r, "event") == event).collect()
     };
@@ -169,7 +165,7 @@ cat "$2" 2>/dev/null || true
     let out = as_user(&carol, script, &[w.to_str().unwrap(), m.p("secret/x.wav").to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(m.unmount().success());
-    let recs = records(&vol, &["--user", &carol]);
+    let recs = vol.records(&["--user", &carol]);
     // Outcome records; a change's intent record comes first and is checked below.
     let done = |r: &&Value| field(r, "outcome") != "intent";
     let find = |event: &str, path: &str| -> &Value {
@@ -243,7 +239,7 @@ cat "$2" 2>/dev/null || true
         .expect("the chmod's setattr record");
     assert_eq!(field(chmod, "exe"), "/usr/bin/chmod");
     // The daemon's own events, and the policy's hash.
-    let all = records(&vol, &[]);
+    let all = vol.records(&[]);
     for event in ["mount", "unmount", "unlock", "policy_load", "key_admin"] {
         assert!(all.iter().any(|r| field(r, "event") == event), "no {event} record");
     }
@@ -325,7 +321,7 @@ fn sigkill_under_load_leaves_a_journal_that_verifies() {
     assert!(m.unmount().success());
     let after = verify(&vol);
     assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
-    let opens = records(&vol, &["--event", "open"]).iter().filter(|r| field(r, "outcome") == "ok").count();
+    let opens = vol.records(&["--event", "open"]).iter().filter(|r| field(r, "outcome") == "ok").count();
     assert!(opens >= opened_ok, "{opens} open records for {opened_ok} successful opens");
 }
 
@@ -410,7 +406,7 @@ fn failed_unlocks_and_policy_reloads_are_recorded() {
     fs::write(&policy, "not toml [").unwrap();
     m.reload();
     assert!(m.unmount().success());
-    let all = records(&vol, &[]);
+    let all = vol.records(&[]);
     let failed = all.iter().find(|r| field(r, "event") == "unlock_failed").expect("unlock_failed record");
     assert_eq!(field(failed, "outcome"), "EACCES");
     assert!(failed["detail"]["reason"].as_str().unwrap().contains("wrong passphrase"));
@@ -492,7 +488,7 @@ fn card_numbers_on_command_lines_are_masked_in_the_journal() {
         .unwrap();
     assert!(out.status.success());
     assert!(m.unmount().success());
-    let recs = records(&vol, &["--path", "/card-4111111111111111.txt"]);
+    let recs = vol.records(&["--path", "/card-4111111111111111.txt"]);
     assert!(!recs.is_empty());
     for r in &recs {
         let cmd = r["cmdline"].to_string();
@@ -531,7 +527,7 @@ fn records_name_the_program_running_now_and_the_login_behind_it() {
         .unwrap();
     assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
     assert!(m.unmount().success());
-    let opens = records(&vol, &["--event", "open"]);
+    let opens = vol.records(&["--event", "open"]);
     let by_root = |path: &str| opens.iter().find(|r| field(r, "path") == path && r["uid"] == 0).unwrap();
     let (o1, o2) = (by_root("/f1.wav"), by_root("/f2.wav"));
     assert_eq!(o1["pid"], o2["pid"], "one process, before and after its exec");
@@ -551,7 +547,7 @@ fn unlock_and_mount_records_are_sealed_at_once() {
     let m = vol.mount();
     let _ = m.stop_with(nix::sys::signal::Signal::SIGKILL);
     let _ = Command::new("umount").arg("-l").arg(vol.mountpoint()).status();
-    let all = records(&vol, &[]);
+    let all = vol.records(&[]);
     let last = |event: &str| all.iter().filter(|r| field(r, "event") == event).filter_map(|r| r["seq"].as_u64()).max();
     let (unlock, mount) = (last("unlock").unwrap(), last("mount").expect("the mount record, before readiness"));
     let out = verify(&vol);

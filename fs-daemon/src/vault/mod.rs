@@ -163,8 +163,12 @@ impl Vault {
 
     /// The backing name of `name` inside directory `dir`.
     fn backing_name(&self, dir: &Inode, name: &[u8]) -> Result<BackingName, Errno> {
-        let id = self.dir_id(dir)?;
-        names::encrypt_name(&self.keys.names, &id, name).map_err(|e| match e {
+        self.backing_name_in(&self.dir_id(dir)?, name)
+    }
+
+    /// The backing name of `name` in the directory whose ID is `id`.
+    fn backing_name_in(&self, id: &[u8; DIRID_LEN], name: &[u8]) -> Result<BackingName, Errno> {
+        names::encrypt_name(&self.keys.names, id, name).map_err(|e| match e {
             callvault::Error::NameTooLong { .. } => Errno::ENAMETOOLONG,
             _ => Errno::EINVAL,
         })

@@ -5,7 +5,6 @@
 use std::os::fd::OwnedFd;
 
 use callvault::journal::{DanglingIntent, Detail, Event, Outcome};
-use callvault::names;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, fstatat};
@@ -26,7 +25,7 @@ impl Vault {
         let mut dir: Option<OwnedFd> = None;
         let root_fd = root.fd()?;
         for part in dirs {
-            let bn = names::encrypt_name(&self.keys.names, &id, part).map_err(|_| Errno::ENAMETOOLONG)?;
+            let bn = self.backing_name_in(&id, part)?;
             let at = dir.as_ref().unwrap_or(&root_fd);
             let next =
                 match openat(at, bn.entry(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW, Mode::empty()) {
@@ -37,7 +36,7 @@ impl Vault {
             id = read_dir_id(&next, 0)?;
             dir = Some(next);
         }
-        let bn = names::encrypt_name(&self.keys.names, &id, last).map_err(|_| Errno::ENAMETOOLONG)?;
+        let bn = self.backing_name_in(&id, last)?;
         match fstatat(dir.as_ref().unwrap_or(&root_fd), bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(_) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
