@@ -45,6 +45,9 @@ pub const AUDIT_UNAVAILABLE: u8 = 24;
 /// checkpointed one (it ends before the checkpoint's seq, or holds another
 /// record there): restored from an older copy, or cut.
 pub const AUDIT_ROLLED_BACK: u8 = 25;
+/// `blackout`: a path is not on a mounted callvault volume, so no blackout
+/// can hold there (nothing was changed on it).
+pub const NOT_ON_VOLUME: u8 = 26;
 
 /// The exit code for a library error.
 pub fn for_error(e: &Error) -> u8 {

@@ -19,9 +19,33 @@ pub enum Command {
     /// Check access policies and explain their decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Start, stop or show blackouts on files or directories of a mounted
+    /// volume: whatever is written to them meanwhile is stored as silence.
+    #[command(subcommand)]
+    Blackout(BlackoutCommand),
     /// Read, follow and verify the audit journal.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlackoutCommand {
+    /// Start a blackout on each PATH (a recording, or a directory: every
+    /// file written in it). Exit 0 once every one holds.
+    Start {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Stop the blackout on each PATH.
+    Stop {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print `PATH: active` or `PATH: inactive` for each PATH.
+    Status {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod audit_cmd;
+mod blackout_cmd;
 mod cli;
 mod error;
 mod init;
@@ -71,6 +72,15 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Init(a) => init::run(a),
         cli::Command::Audit(cmd) => return audit(cmd),
+        cli::Command::Blackout(cmd) => {
+            use blackout_cmd::Action;
+            let (action, paths) = match cmd {
+                cli::BlackoutCommand::Start { paths } => (Action::Start, paths),
+                cli::BlackoutCommand::Stop { paths } => (Action::Stop, paths),
+                cli::BlackoutCommand::Status { paths } => (Action::Status, paths),
+            };
+            blackout_cmd::run(action, paths)
+        }
         cli::Command::Policy(cli::PolicyCommand::Check { file }) => match policy_cmd::check(file) {
             Ok(line) => {
                 println!("{line}");

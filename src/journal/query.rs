@@ -17,7 +17,9 @@ pub struct Filter {
     user: Option<String>,
     /// The glob as typed, and compiled.
     path: Option<(String, GlobMatcher)>,
-    event: Option<EventKind>,
+    /// The name as typed and the kinds it stands for (one kind, or a
+    /// family such as `blackout`).
+    event: Option<(String, Vec<EventKind>)>,
     outcome: Option<String>,
     since: Option<UnixNanos>,
     until: Option<UnixNanos>,
@@ -46,14 +48,23 @@ impl Filter {
         Ok(self)
     }
 
-    /// Records of this event. For `denied` records, the refused operation
+    /// Records of this event, or of a family of events (`blackout`: every
+    /// `blackout_*` kind). For `denied` records, the refused operation
     /// (`detail.op`) also counts: `--event open` shows denied opens too.
     pub fn event(mut self, name: &str) -> Result<Filter, String> {
-        let k: EventKind = name.parse().map_err(|e| {
-            let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("{e}; known events: {}", names.join(", "))
-        })?;
-        self.event = Some(k);
+        let kinds = match name.parse::<EventKind>() {
+            Ok(k) => vec![k],
+            Err(e) => {
+                let in_family = |k: &EventKind| k.as_str().strip_prefix(name).is_some_and(|r| r.starts_with('_'));
+                let family: Vec<_> = EventKind::ALL.iter().copied().filter(in_family).collect();
+                if family.is_empty() {
+                    let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                    return Err(format!("{e}; known events: {}, blackout (every blackout_* event)", names.join(", ")));
+                }
+                family
+            }
+        };
+        self.event = Some((name.to_string(), kinds));
         Ok(self)
     }
 
@@ -86,9 +97,11 @@ impl Filter {
 
     /// Whether a parsed record matches.
     pub fn matches(&self, rec: &Record) -> bool {
-        if let Some(k) = self.event {
-            let denied_op = rec.event == EventKind::Denied && rec.detail.op.as_deref() == Some(k.as_str());
-            if rec.event != k && !denied_op {
+        if let Some((name, kinds)) = &self.event {
+            let op = rec.detail.op.as_deref();
+            let denied_op = rec.event == EventKind::Denied
+                && (op == Some(name.as_str()) || kinds.iter().any(|k| op == Some(k.as_str())));
+            if !kinds.contains(&rec.event) && !denied_op {
                 return false;
             }
         }
@@ -127,11 +140,13 @@ impl Filter {
     pub fn prefilter(&self) -> Prefilter {
         let mut groups: Vec<Vec<Finder<'static>>> = Vec::new();
         let needle = |s: String| Finder::new(s.as_bytes()).into_owned();
-        if let Some(k) = self.event {
-            groups.push(vec![
-                needle(format!("\"event\":\"{}\"", k.as_str())),
-                needle(format!("\"op\":\"{}\"", k.as_str())),
-            ]);
+        if let Some((name, kinds)) = &self.event {
+            let mut any = vec![needle(format!("\"op\":\"{name}\""))];
+            for k in kinds {
+                any.push(needle(format!("\"event\":\"{}\"", k.as_str())));
+                any.push(needle(format!("\"op\":\"{}\"", k.as_str())));
+            }
+            groups.push(any);
         }
         if let Some(o) = &self.outcome {
             if o != "error" {
@@ -495,6 +510,29 @@ mod tests {
         assert!(both(&Filter::new().event("open").unwrap(), &pair));
         assert!(both(&Filter::new().event("denied").unwrap(), &pair));
         assert!(!both(&Filter::new().event("unlink").unwrap(), &pair));
+    }
+
+    #[test]
+    fn a_family_name_matches_every_kind_of_the_family_and_its_denials() {
+        let a = Actor { uid: 1001, user: Some("cti".into()), ..Actor::default() };
+        let record = |kind, op: Option<&str>| {
+            let ev = Event::new(kind, a.clone())
+                .path("/calls/1.wav")
+                .detail(Detail { op: op.map(Into::into), ..Detail::default() });
+            let r = Record::from_event(ev, 4, "2026-05-01T10:00:00.000000000Z".into(), "0".repeat(64));
+            let line = r.to_line();
+            (r, line)
+        };
+        let f = Filter::new().event("blackout").unwrap();
+        for k in [EventKind::BlackoutStart, EventKind::BlackoutStop, EventKind::BlackoutAlert, EventKind::BlackoutDtmf]
+        {
+            assert!(both(&f, &record(k, None)), "{k}");
+        }
+        assert!(both(&f, &record(EventKind::Denied, Some("blackout"))));
+        assert!(!both(&f, &record(EventKind::Denied, Some("open"))));
+        assert!(!both(&f, &record(EventKind::Open, None)));
+        assert!(!both(&Filter::new().event("blackout_stop").unwrap(), &record(EventKind::BlackoutStart, None)));
+        assert!(Filter::new().event("black").is_err());
     }
 
     #[test]

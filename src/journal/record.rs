@@ -35,6 +35,10 @@ pub enum EventKind {
     KeyAdmin,
     BlackoutStart,
     BlackoutStop,
+    /// A blackout has lasted longer than the alert threshold (it keeps silencing).
+    BlackoutAlert,
+    /// Automatic masking silenced a DTMF keypad tone.
+    BlackoutDtmf,
     AuditRead,
     TornTail,
     Seal,
@@ -43,7 +47,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 27] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::Open,
         EventKind::Close,
         EventKind::Create,
@@ -67,6 +71,8 @@ impl EventKind {
         EventKind::KeyAdmin,
         EventKind::BlackoutStart,
         EventKind::BlackoutStop,
+        EventKind::BlackoutAlert,
+        EventKind::BlackoutDtmf,
         EventKind::AuditRead,
         EventKind::TornTail,
         EventKind::Seal,
@@ -99,6 +105,8 @@ impl EventKind {
             EventKind::KeyAdmin => "key_admin",
             EventKind::BlackoutStart => "blackout_start",
             EventKind::BlackoutStop => "blackout_stop",
+            EventKind::BlackoutAlert => "blackout_alert",
+            EventKind::BlackoutDtmf => "blackout_dtmf",
             EventKind::AuditRead => "audit_read",
             EventKind::TornTail => "torn_tail",
             EventKind::Seal => "seal",
@@ -283,6 +291,35 @@ pub struct Detail {
     /// a path text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escaped: Option<bool>,
+    /// Blackouts: `"file"` for a trigger on a recording, `"directory"` for
+    /// one covering the files written in a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Blackouts: the directory whose blackout covers this file (a file's
+    /// own start and stop records under a directory trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Blackout start: the file offset from which appended bytes are silenced
+    /// (the file's size when the blackout took hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// Blackout stop, DTMF masking: the byte ranges of the file replaced by
+    /// silence, half-open and decimal (`"44-8044,9000-9160"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<String>,
+    /// The number of bytes in `silenced`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced_bytes: Option<u64>,
+    /// When `silenced` is split over several records: `"2/3"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    /// Blackout stop: how it ended (`"stop"`, `"closed"`, `"directory stop"`, `"unmount"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    /// What the silence was made of: the sample encoding (`"ulaw"`,
+    /// `"pcm_s16le"`) or `"zero bytes"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<String>,
     /// For events recorded from a request file: the uid owning that file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by_uid: Option<u32>,

@@ -72,6 +72,13 @@ pub enum Problem {
         /// The grant's number, from 1.
         grant: usize,
     },
+    /// An `[[auto_blackout]]` detector that does not exist (only `dtmf`).
+    UnknownDetector(String),
+    /// An `[[auto_blackout]]` table with no paths or no detectors.
+    EmptyAutoBlackout {
+        /// The table's number, from 1.
+        number: usize,
+    },
 }
 
 impl PolicyError {
@@ -138,6 +145,10 @@ impl fmt::Display for Problem {
                 write!(f, "grant #{grant} has no users and no groups (it would apply to nobody)")
             }
             Problem::NoPaths { grant } => write!(f, "grant #{grant} has no paths"),
+            Problem::UnknownDetector(d) => write!(f, "unknown auto_blackout detector {d:?} (expected \"dtmf\")"),
+            Problem::EmptyAutoBlackout { number } => {
+                write!(f, "auto_blackout #{number} needs both `paths` and `detect = [\"dtmf\"]`")
+            }
             Problem::NoRights { grant } => write!(f, "grant #{grant} has no rights"),
         }
     }

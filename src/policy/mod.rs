@@ -359,6 +359,8 @@ pub struct Policy {
     sha256: [u8; 32],
     grants: Vec<Grant>,
     index: SubjectIndex,
+    /// `[[auto_blackout]]` paths: DTMF tones are masked in files written there.
+    auto_dtmf: Vec<PathGlob>,
 }
 
 /// Which grants name which uid and gid, so a check looks only at the grants
@@ -412,9 +414,15 @@ impl Policy {
     /// Parses and checks policy text. `source` names the file in errors and
     /// in [`Policy::source`]; `ids` resolves user and group names.
     pub fn from_toml(text: &str, source: &Path, ids: &dyn IdResolver) -> Result<Policy, PolicyError> {
-        let grants = parse::parse(text, source, ids)?;
+        let parse::Parsed { grants, auto_dtmf } = parse::parse(text, source, ids)?;
         let index = SubjectIndex::build(&grants);
-        Ok(Policy { source: source.to_path_buf(), sha256: Sha256::digest(text.as_bytes()).into(), grants, index })
+        Ok(Policy {
+            source: source.to_path_buf(),
+            sha256: Sha256::digest(text.as_bytes()).into(),
+            grants,
+            index,
+            auto_dtmf,
+        })
     }
 
     /// Reads and checks a policy file, resolving names with the system's
@@ -456,7 +464,14 @@ impl Policy {
             sha256: Sha256::digest(ALLOW_ALL_TEXT.as_bytes()).into(),
             grants,
             index,
+            auto_dtmf: Vec::new(),
         }
+    }
+
+    /// Whether DTMF tones are masked automatically in files written at
+    /// `path` (an `[[auto_blackout]]` table with `detect = ["dtmf"]` covers it).
+    pub fn auto_dtmf(&self, path: &str) -> bool {
+        VolPath::parse(path).is_some_and(|p| self.auto_dtmf.iter().any(|g| g.matches(&p)))
     }
 
     /// Whether `who` may exercise `right` on `path` (see the module docs for

@@ -19,6 +19,25 @@ use super::{Grant, Right, RightSet, Who};
 struct RawPolicy {
     #[serde(default)]
     grant: Vec<Spanned<RawGrant>>,
+    #[serde(default)]
+    auto_blackout: Vec<Spanned<RawAutoBlackout>>,
+}
+
+/// Where the daemon silences what it detects without a trigger.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoBlackout {
+    #[serde(default)]
+    paths: SpannedList<String>,
+    #[serde(default)]
+    detect: SpannedList<String>,
+}
+
+/// A whole policy file, checked.
+pub(crate) struct Parsed {
+    pub grants: Vec<Grant>,
+    /// Paths where DTMF tones are masked automatically.
+    pub auto_dtmf: Vec<PathGlob>,
 }
 
 type SpannedList<T> = Option<Spanned<Vec<Spanned<T>>>>;
@@ -108,7 +127,7 @@ impl LineIndex {
 
 /// Parses and checks a whole policy text. `source` only names the file in
 /// errors.
-pub(crate) fn parse(text: &str, source: &Path, ids: &dyn IdResolver) -> Result<Vec<Grant>, PolicyError> {
+pub(crate) fn parse(text: &str, source: &Path, ids: &dyn IdResolver) -> Result<Parsed, PolicyError> {
     let lines = LineIndex::new(text);
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| lines.line_of(s.start));
@@ -120,7 +139,13 @@ pub(crate) fn parse(text: &str, source: &Path, ids: &dyn IdResolver) -> Result<V
         let ctx = Ctx { lines: &lines, source, number: i + 1, header_line };
         grants.push(ctx.grant(spanned.into_inner(), ids)?);
     }
-    Ok(grants)
+    let mut auto_dtmf = Vec::new();
+    for (i, spanned) in raw.auto_blackout.into_iter().enumerate() {
+        let line = lines.line_of(spanned.span().start);
+        let ctx = Ctx { lines: &lines, source, number: i + 1, header_line: line };
+        auto_dtmf.extend(ctx.auto_blackout(spanned.into_inner())?);
+    }
+    Ok(Parsed { grants, auto_dtmf })
 }
 
 /// What error messages about one grant need.
@@ -146,6 +171,37 @@ impl Ctx<'_> {
         }
     }
 
+    /// One `[[auto_blackout]]` table: its path globs (`dtmf` is the only detector).
+    fn auto_blackout(&self, raw: RawAutoBlackout) -> Result<Vec<PathGlob>, PolicyError> {
+        for d in raw.detect.iter().flat_map(|l| l.get_ref()) {
+            if d.get_ref() != "dtmf" {
+                return self.err(d.span().start, Problem::UnknownDetector(d.get_ref().clone()));
+            }
+        }
+        let mut globs = Vec::new();
+        for p in raw.paths.iter().flat_map(|l| l.get_ref()) {
+            globs.push(self.glob(p)?);
+        }
+        if globs.is_empty() || raw.detect.as_ref().is_none_or(|l| l.get_ref().is_empty()) {
+            return Err(PolicyError::new(
+                self.source,
+                Some(self.header_line),
+                Problem::EmptyAutoBlackout { number: self.number },
+            ));
+        }
+        Ok(globs)
+    }
+
+    /// A path glob as written, compiled, or its line and problem.
+    fn glob(&self, p: &Spanned<String>) -> Result<PathGlob, PolicyError> {
+        let glob = p.get_ref();
+        match PathGlob::compile(glob) {
+            Ok(g) => Ok(g),
+            Err(GlobProblem::Relative) => self.err(p.span().start, Problem::RelativeGlob(glob.clone())),
+            Err(GlobProblem::Bad(reason)) => self.err(p.span().start, Problem::BadGlob { glob: glob.clone(), reason }),
+        }
+    }
+
     fn grant(&self, raw: RawGrant, ids: &dyn IdResolver) -> Result<Grant, PolicyError> {
         let (uids, users) = self.ids(&raw.users, IdKind::User, ids)?;
         let (gids, groups) = self.ids(&raw.groups, IdKind::Group, ids)?;
@@ -157,18 +213,8 @@ impl Ctx<'_> {
         let mut globs = Vec::new();
         let mut paths = Vec::new();
         for p in raw.paths.iter().flat_map(|l| l.get_ref()) {
-            let glob = p.get_ref();
-            match PathGlob::compile(glob) {
-                Ok(g) => globs.push(g),
-                Err(GlobProblem::Relative) => {
-                    return self.err(p.span().start, Problem::RelativeGlob(glob.clone()));
-                }
-                Err(GlobProblem::Bad(reason)) => {
-                    let problem = Problem::BadGlob { glob: glob.clone(), reason };
-                    return self.err(p.span().start, problem);
-                }
-            }
-            paths.push(glob.clone());
+            globs.push(self.glob(p)?);
+            paths.push(p.get_ref().clone());
         }
         if globs.is_empty() {
             let line = self.list_line(&raw.paths);
@@ -408,5 +454,29 @@ mod tests {
             let p = Policy::from_toml(text, Path::new(FILE), &Table).expect("valid");
             assert_eq!(p.grant_count(), 0);
         }
+    }
+
+    #[test]
+    fn auto_blackout_tables_name_paths_and_the_dtmf_detector() {
+        let text = "[[grant]]\nusers = [1000]\npaths = [\"/**\"]\nrights = [\"list\"]\n\n[[auto_blackout]]\npaths = [\"/calls/**\", \"/ivr/*.wav\"]\ndetect = [\"dtmf\"]\n";
+        let p = Policy::from_toml(text, Path::new(FILE), &Table).unwrap();
+        assert!(p.auto_dtmf("/calls/2026/c1.wav"));
+        assert!(p.auto_dtmf("/ivr/menu.wav"));
+        assert!(!p.auto_dtmf("/ivr/x/menu.wav"));
+        assert!(!p.auto_dtmf("/other.wav"));
+        assert!(!Policy::allow_all().auto_dtmf("/calls/c1.wav"));
+        assert_eq!(
+            error("[[auto_blackout]]\npaths = [\"/calls/**\"]\ndetect = [\"dtmf\", \"voice\"]\n"),
+            "/etc/callvault/policy.toml:3: unknown auto_blackout detector \"voice\" (expected \"dtmf\")"
+        );
+        assert_eq!(
+            error("\n[[auto_blackout]]\npaths = [\"/calls/**\"]\n"),
+            "/etc/callvault/policy.toml:2: auto_blackout #1 needs both `paths` and `detect = [\"dtmf\"]`"
+        );
+        assert!(
+            error("[[auto_blackout]]\npaths = [\"calls\"]\ndetect = [\"dtmf\"]\n")
+                .contains(":2: path \"calls\" must start")
+        );
+        assert!(error("[[auto_blackout]]\npath = [\"/calls\"]\ndetect = [\"dtmf\"]\n").contains("unknown field"));
     }
 }
