@@ -10,6 +10,7 @@
 //! types that wipe themselves).
 #![forbid(unsafe_code)]
 
+pub mod audio;
 pub mod contents;
 pub mod error;
 pub mod exitcode;
