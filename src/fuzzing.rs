@@ -15,6 +15,10 @@ use std::path::Path;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::audio::samples::deinterleave;
+use crate::audio::silence::{Layout, silence};
+use crate::audio::wav::{MAX_HEADER_SCAN, Probe, probe};
+use crate::audio::{self, Encoding};
 use crate::fileheader::{self, FileHeader};
 use crate::header::{self, VolumeHeader};
 use crate::journal::{self, AuditorKey, Filter, Format, Lines, Record, Tail};
@@ -26,8 +30,16 @@ use crate::sectors::FILE_HEADER_LEN;
 
 /// Every target, by the name of its directory under `fuzz/corpus/` and
 /// `fuzz/regressions/`.
-pub const TARGETS: [&str; 7] =
-    ["volume_header", "file_header", "names", "policy", "journal_record", "journal_segments", "request_file"];
+pub const TARGETS: [&str; 8] = [
+    "volume_header",
+    "file_header",
+    "names",
+    "policy",
+    "journal_record",
+    "journal_segments",
+    "request_file",
+    "wav_probe",
+];
 
 /// Runs the named target on one input. `scratch` must be an empty directory
 /// (the journal targets write their input there as files); returns false for
@@ -41,6 +53,7 @@ pub fn run(target: &str, scratch: &Path, data: &[u8]) -> bool {
         "journal_record" => journal_record(data),
         "journal_segments" => journal_segments(scratch, data),
         "request_file" => request_file(scratch, data),
+        "wav_probe" => wav_probe(data),
         _ => return false,
     }
     true
@@ -382,6 +395,107 @@ pub fn request_file(scratch: &Path, data: &[u8]) {
     }
 }
 
+/// A recording's first bytes, as the blackout write path sees them:
+/// `audio::wav::probe`, then `silence` over windows around the layout's
+/// boundaries (checked against the per-byte rule: exactly the bytes in the
+/// buffer, the selection and the sample region change, to the layout's
+/// silence byte), then `deinterleave` of the sample bytes in the probed
+/// format and in a hostile one made from the input.
+pub fn wav_probe(data: &[u8]) {
+    let p = probe(data);
+    let scanned = data.len().min(MAX_HEADER_SCAN) as u64;
+    match &p {
+        Probe::NotWav => {}
+        Probe::Incomplete { parsed_to } => {
+            assert!(*parsed_to <= scanned && data.len() < MAX_HEADER_SCAN, "{p:?} for {} bytes", data.len());
+        }
+        Probe::Wav(w) => {
+            // RIFF header, a 16-byte fmt chunk and the data chunk's header at least.
+            assert!((44..=scanned).contains(&w.data_start), "{p:?} for {} bytes", data.len());
+            assert!(w.data_end.is_none_or(|e| e >= w.data_start), "{p:?}");
+            let f = w.format;
+            assert!(f.channels > 0 && f.sample_rate > 0);
+            assert_eq!(f.frame_len, u32::from(f.channels) * u32::from(f.encoding.bytes_per_sample()));
+            let header = w.data_start as usize;
+            assert_eq!(probe(&data[..header]), p, "the header alone says the same");
+            assert!(matches!(probe(&data[..header - 1]), Probe::Incomplete { .. }), "one byte less is incomplete");
+        }
+        Probe::Unsupported { data_start, reason } => {
+            assert!(!reason.is_empty());
+            match data_start {
+                Some(d) => {
+                    assert!(*d <= scanned);
+                    assert_eq!(probe(&data[..*d as usize]), p, "the header alone says the same");
+                }
+                None => assert!(data.len() >= MAX_HEADER_SCAN, "{p:?} for {} bytes", data.len()),
+            }
+        }
+    }
+
+    let layout = Layout::from_probe(&p);
+    let (region, _) = layout.sample_region();
+    let edges =
+        [0, region.start.saturating_sub(1), region.start, region.start.saturating_add(1), region.end.saturating_sub(1)];
+    let lens = [0, 1, 7, data.len().min(4096)];
+    for (i, &buf_off) in edges.iter().enumerate() {
+        for &len in &lens {
+            let select = edges[(i + len) % edges.len()]..edges[(i + len + 2) % edges.len()].saturating_add(3);
+            check_silence(&layout, &data[..len.min(data.len())], buf_off, select);
+        }
+    }
+
+    if let Probe::Wav(w) = &p {
+        let frames = &data[(w.data_start as usize).min(data.len())..];
+        check_deinterleave(&w.format, frames);
+    }
+    // A format no probe returns: the decoder must still never panic.
+    if let [e, c0, c1, l0, l1, rest @ ..] = data {
+        let encoding = Encoding::ALL[usize::from(*e) % Encoding::ALL.len()];
+        let hostile = audio::Format {
+            encoding,
+            channels: u16::from_le_bytes([*c0, *c1]) % 64,
+            sample_rate: 8000,
+            frame_len: u32::from(u16::from_le_bytes([*l0, *l1])) % 512,
+        };
+        let mut out = vec![Vec::new(); usize::from(*e % 9)];
+        deinterleave(&hostile, rest, &mut out);
+        assert!(out.iter().all(|o| o.iter().all(|s| s.is_finite())));
+    }
+}
+
+/// One `silence` call against the per-byte rule.
+fn check_silence(layout: &Layout, bytes: &[u8], buf_off: u64, select: std::ops::Range<u64>) {
+    let (region, byte) = layout.sample_region();
+    let mut buf = bytes.to_vec();
+    let got = silence(layout, &mut buf, buf_off, select.clone());
+    if let Some(r) = &got {
+        assert!(r.start < r.end, "an empty range is None: {r:?}");
+        assert!(select.start <= r.start && r.end <= select.end, "{r:?} outside select {select:?}");
+        assert!(region.start <= r.start && r.end <= region.end, "{r:?} outside samples {region:?}");
+        assert!(buf_off <= r.start && r.end - buf_off <= buf.len() as u64, "{r:?} outside buf {buf_off}+{}", buf.len());
+    }
+    for (i, (&now, &was)) in buf.iter().zip(bytes).enumerate() {
+        let at = buf_off.checked_add(i as u64).filter(|&a| a != u64::MAX);
+        let hit = at.is_some_and(|a| select.contains(&a) && region.contains(&a));
+        assert_eq!(hit, got.as_ref().zip(at).is_some_and(|(r, a)| r.contains(&a)), "byte {i} of buf at {buf_off}");
+        assert_eq!(now, if hit { byte } else { was }, "byte {i} of buf at {buf_off}");
+    }
+}
+
+/// Decoding a probed format: one sample per whole frame on every channel
+/// given an output, all finite, integer formats within full scale.
+fn check_deinterleave(format: &audio::Format, frames: &[u8]) {
+    // Up to 65535 channels may be probed; the first 16 are enough to check.
+    let mut out = vec![Vec::new(); usize::from(format.channels).min(16)];
+    deinterleave(format, frames, &mut out);
+    let count = frames.len() / format.frame_len as usize;
+    let bounded = !matches!(format.encoding, Encoding::Float32 | Encoding::Float64);
+    for o in &out {
+        assert_eq!(o.len(), count);
+        assert!(o.iter().all(|s| s.is_finite() && (!bounded || (-1.0..=1.0).contains(s))));
+    }
+}
+
 /// One input for the named target.
 pub type Input = (&'static str, Vec<u8>);
 
@@ -519,6 +633,21 @@ pub fn seeds(scratch: &Path) -> Result<Vec<Input>, Box<dyn std::error::Error>> {
     });
     for ev in [read, admin, Event::new(EventKind::Open, who).path("/x")] {
         out.push(("request_file", serde_json::to_vec(&ev)?));
+    }
+
+    // Recordings: sox-made WAVs of several formats, an unsupported one,
+    // a streaming header, and the first bytes of a screen recording.
+    for wav in [
+        &include_bytes!("audio/testdata/ulaw.wav")[..],
+        include_bytes!("audio/testdata/alaw.wav"),
+        include_bytes!("audio/testdata/s16_c2.wav"),
+        include_bytes!("audio/testdata/s24.wav"),
+        include_bytes!("audio/testdata/f32.wav"),
+        include_bytes!("audio/testdata/ulaw_pipe.wav"),
+        include_bytes!("audio/testdata/ima_adpcm.wav"),
+        b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom",
+    ] {
+        out.push(("wav_probe", wav.to_vec()));
     }
     Ok(out)
 }
