@@ -36,8 +36,7 @@ fn signal() -> Vec<f32> {
             } else if n < 6000 {
                 phase += (110.0 + 40.0 * (3.0 * t).sin()) / fs;
                 let p = phase.fract();
-                (0..12).map(|k| ((k + 1) as f32 * std::f32::consts::TAU * p).sin() / (k + 1) as f32).sum::<f32>()
-                    * 0.1
+                (0..12).map(|k| ((k + 1) as f32 * std::f32::consts::TAU * p).sin() / (k + 1) as f32).sum::<f32>() * 0.1
             } else {
                 0.05 * noise()
             };
