@@ -12,6 +12,8 @@
 
 pub mod audio;
 pub mod contents;
+/// Detects DTMF keypad tones in a stream of samples, so the daemon can silence them before they are stored.
+pub mod dtmf;
 pub mod error;
 pub mod exitcode;
 pub mod fileheader;

@@ -13,6 +13,8 @@ mod harness;
 mod audit;
 /// Many processes and threads on distinct and shared files.
 mod concurrency;
+/// DTMF detection on real (espeak-ng) speech: no talk-off. Needs espeak-ng and sox, not root.
+mod dtmf_speech;
 /// Start-up errors, damaged files and volumes: clear messages, right codes.
 mod errors;
 /// No change without its record: a full journal, a crash between intent and outcome.
