@@ -11,8 +11,12 @@ mod harness;
 
 /// The audit journal: records of real accesses, tampering, full disks, crashes.
 mod audit;
+/// Blackouts: what is written while one holds is stored as silence, exactly.
+mod blackouts;
 /// Many processes and threads on distinct and shared files.
 mod concurrency;
+/// Automatic DTMF masking: real speech, keyed digits, an independent decoder.
+mod dtmf;
 /// DTMF detection on real (espeak-ng) speech: no talk-off. Needs espeak-ng and sox, not root.
 mod dtmf_speech;
 /// Start-up errors, damaged files and volumes: clear messages, right codes.

@@ -2,7 +2,14 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// What `--auto-blackout` detects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AutoBlackout {
+    /// DTMF keypad tones (card numbers keyed on the phone).
+    Dtmf,
+}
 
 /// Serve an encrypted callvault volume at a mount point (FUSE).
 ///
@@ -52,6 +59,15 @@ pub struct Args {
     /// from the caller's terminal and output; its log lines go to syslog).
     #[arg(long)]
     pub background: bool,
+    /// Flag a blackout in the journal and the log once it has lasted this
+    /// many seconds (it keeps silencing until stopped or the file is closed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub blackout_alert: u64,
+    /// Silence what is detected in recordings as they are written, without
+    /// a trigger: `dtmf` masks keypad tones in every WAV recording (the
+    /// policy's `[[auto_blackout]]` tables can instead name paths). Off by default.
+    #[arg(long, value_name = "DETECTOR", value_enum)]
+    pub auto_blackout: Option<AutoBlackout>,
     /// Request-serving threads.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,

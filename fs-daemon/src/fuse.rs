@@ -15,6 +15,8 @@ use fuser::{
 use log::debug;
 use nix::errno::Errno;
 
+use crate::triggers::Triggers;
+use crate::vault::blackout;
 use crate::vault::inode::Kind;
 use crate::vault::{Attr, Caller, SetAttr, SetTime, Vault};
 
@@ -31,6 +33,8 @@ thread_local! {
 
 pub struct CallvaultFs {
     pub vault: Arc<Vault>,
+    /// Blackout triggers go to their own thread (see `triggers.rs`).
+    pub triggers: Triggers,
 }
 
 fn file_type(k: Kind) -> FileType {
@@ -362,6 +366,9 @@ impl Filesystem for CallvaultFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        if name.as_bytes() == blackout::XATTR {
+            return self.triggers.trigger(ino.0, value, caller(req), reply);
+        }
         match self.vault.setxattr(ino.0, name.as_bytes(), value, flags, &caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("setxattr", e)),

@@ -8,6 +8,7 @@ mod notify;
 mod run;
 mod sys;
 mod sys_handles;
+mod triggers;
 mod vault;
 
 use std::process::ExitCode;

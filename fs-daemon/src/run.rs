@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use callvault::exitcode;
 use callvault::journal::{Actor, Detail, Event, EventKind, Journal, JournalOptions, Outcome, SyslogOptions};
@@ -303,6 +304,20 @@ const MIN_GOOD_OPEN_FILES: u64 = 1000;
 
 /// `--background`: the parent waits for the child's readiness byte and exits
 /// with 0, or with the child's own exit code if it failed first.
+/// Once a second, flags blackouts that have lasted past the alert threshold.
+fn start_blackout_alerts(vault: Arc<Vault>) -> Result<(), Fatal> {
+    std::thread::Builder::new()
+        .name("blackout-alerts".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                vault.blackout_alerts();
+            }
+        })
+        .map(drop)
+        .map_err(|e| Fatal::new(exitcode::FAILURE, format!("cannot start the blackout alert thread: {e}")))
+}
+
 fn daemonize(notifier: &mut Notifier) -> Result<(), Fatal> {
     let (r, w) = nix::unistd::pipe().map_err(|e| Fatal::new(exitcode::FAILURE, format!("pipe: {e}")))?;
     match sys::fork_before_threads().map_err(|e| Fatal::new(exitcode::FAILURE, format!("fork: {e}")))? {
@@ -402,8 +417,18 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     info!("volume {} unlocked with keyslot {}", args.volume.display(), unlocked.slot);
 
     let vault = Arc::new(
-        Vault::new(&paths.data(), unlocked.keys, policy, journal, VaultOptions { read_only: args.read_only })
-            .map_err(|e| Fatal::new(exitcode::DAMAGED_HEADER, format!("volume data directory: {e}")))?,
+        Vault::new(
+            &paths.data(),
+            unlocked.keys,
+            policy,
+            journal,
+            VaultOptions {
+                read_only: args.read_only,
+                blackout_alert: Duration::from_secs(args.blackout_alert),
+                auto_dtmf: args.auto_blackout == Some(crate::cli::AutoBlackout::Dtmf),
+            },
+        )
+        .map_err(|e| Fatal::new(exitcode::DAMAGED_HEADER, format!("volume data directory: {e}")))?,
     );
     if !dangling.intents.is_empty() {
         warn!(
@@ -433,10 +458,14 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     config.n_threads = Some(args.threads as usize);
     config.clone_fd = true;
 
-    let fs = CallvaultFs { vault: vault.clone() };
+    let (triggers, pending_triggers) = crate::triggers::queue();
+    let fs = CallvaultFs { vault: vault.clone(), triggers: triggers.clone() };
     let mut session = fuser::Session::new(fs, &mountpoint, &config).map_err(|e| {
         Fatal::new(exitcode::FUSE_UNAVAILABLE, format!("cannot mount at {}: {e}", mountpoint.display()))
     })?;
+    crate::triggers::start(pending_triggers, &triggers, session.notifier(), vault.clone())
+        .map_err(|e| Fatal::new(exitcode::FAILURE, format!("cannot start the blackout thread: {e}")))?;
+    start_blackout_alerts(vault.clone())?;
     tune_bdi(&mountpoint);
     warn_if_descriptor_limit_low(&vault);
     let mut unmounter = session.unmount_callable();
@@ -477,6 +506,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         .map_err(|e| Fatal::new(exitcode::FAILURE, format!("cannot start the signal thread: {e}")))?;
 
     let served = session.run();
+    vault.end_all_blackouts();
     let unsynced = vault.flush_all();
     Notifier::stopping();
     let mut reason = format!("unmounted from {}", mountpoint.display());

@@ -12,8 +12,9 @@ use crate::error::Failure;
 
 /// The attribute callvaultd serves; never stored.
 const XATTR: &str = "user.callvault.blackout";
-/// What `/proc/self/mountinfo` calls a callvault mount.
-const FSTYPE: &str = "fuse.callvault";
+/// How `/proc/self/mountinfo` shows a callvault mount: type `fuse` (or
+/// `fuse.callvault` where the subtype is kept) and source `callvault:VOLUME`.
+const SOURCE_PREFIX: &str = "callvault:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -78,35 +79,35 @@ fn one(action: Action, path: &Path, mounts: &str) -> Result<Option<String>, Fail
 fn on_volume(path: &Path, mounts: &str) -> Result<(), Failure> {
     let real =
         fs::canonicalize(path).map_err(|e| Failure::new(exitcode::FAILURE, format!("{}: {e}", path.display())))?;
-    match mount_type_of(&real, mounts) {
-        Some(t) if t == FSTYPE => Ok(()),
+    match mount_of(&real, mounts) {
+        Some((fstype, source)) if fstype.starts_with("fuse") && source.starts_with(SOURCE_PREFIX) => Ok(()),
         found => Err(Failure::new(
             exitcode::NOT_ON_VOLUME,
             format!(
                 "{}: not on a mounted callvault volume ({}); start callvaultd and use a path under its mount point",
                 path.display(),
-                found.map_or("no mount found".to_string(), |t| format!("filesystem {t}"))
+                found.map_or("no mount found".to_string(), |(t, src)| format!("filesystem {t} from {src}"))
             ),
         )),
     }
 }
 
-/// The filesystem type of the mount holding `path` (an absolute, resolved
-/// path): the longest mount point that is a prefix of it, the last mounted
-/// winning among equals, as the kernel stacks them.
-fn mount_type_of(path: &Path, mountinfo: &str) -> Option<String> {
-    let mut best: Option<(usize, String)> = None;
+/// The filesystem type and source of the mount holding `path` (an
+/// absolute, resolved path): the longest mount point that is a prefix of it,
+/// the last mounted winning among equals, as the kernel stacks them.
+fn mount_of(path: &Path, mountinfo: &str) -> Option<(String, String)> {
+    let mut best: Option<(usize, (String, String))> = None;
     for line in mountinfo.lines() {
         // id parent major:minor root mountpoint options [optional...] - fstype source super
         let fields: Vec<&str> = line.split(' ').collect();
         let (Some(point), Some(sep)) = (fields.get(4), fields.iter().position(|f| *f == "-")) else { continue };
-        let Some(fstype) = fields.get(sep + 1) else { continue };
+        let (Some(fstype), Some(source)) = (fields.get(sep + 1), fields.get(sep + 2)) else { continue };
         let point = unescape_mountinfo(point);
         if path.starts_with(&point) && best.as_ref().is_none_or(|(len, _)| point.len() >= *len) {
-            best = Some((point.len(), (*fstype).to_string()));
+            best = Some((point.len(), ((*fstype).to_string(), unescape_mountinfo(source))));
         }
     }
-    best.map(|(_, t)| t)
+    best.map(|(_, m)| m)
 }
 
 /// Mount points in mountinfo write space, tab, newline and backslash as `\NNN` octal.
@@ -132,18 +133,19 @@ mod tests {
 
     const INFO: &str = "\
 22 1 0:21 / / rw,relatime - ext4 /dev/vda rw
-30 22 0:40 / /mnt/calls rw,nosuid,nodev - fuse.callvault callvault:/srv/v rw,user_id=0
+30 22 0:40 / /mnt/calls rw,nosuid,nodev - fuse callvault:/srv/v rw,user_id=0
 31 22 0:41 / /mnt/calls\\040old rw - tmpfs tmpfs rw
 32 30 0:42 / /mnt/calls/inner rw - tmpfs tmpfs rw
 ";
 
     #[test]
     fn the_longest_mount_point_decides() {
-        assert_eq!(mount_type_of(Path::new("/mnt/calls/a/b.wav"), INFO).as_deref(), Some("fuse.callvault"));
-        assert_eq!(mount_type_of(Path::new("/mnt/calls"), INFO).as_deref(), Some("fuse.callvault"));
-        assert_eq!(mount_type_of(Path::new("/mnt/calls/inner/x"), INFO).as_deref(), Some("tmpfs"));
-        assert_eq!(mount_type_of(Path::new("/mnt/callsx/y"), INFO).as_deref(), Some("ext4"));
-        assert_eq!(mount_type_of(Path::new("/mnt/calls old/y"), INFO).as_deref(), Some("tmpfs"));
+        let t = |p: &str| mount_of(Path::new(p), INFO).map(|(t, s)| format!("{t} {s}"));
+        assert_eq!(t("/mnt/calls/a/b.wav").as_deref(), Some("fuse callvault:/srv/v"));
+        assert_eq!(t("/mnt/calls").as_deref(), Some("fuse callvault:/srv/v"));
+        assert_eq!(t("/mnt/calls/inner/x").as_deref(), Some("tmpfs tmpfs"));
+        assert_eq!(t("/mnt/callsx/y").as_deref(), Some("ext4 /dev/vda"));
+        assert_eq!(t("/mnt/calls old/y").as_deref(), Some("tmpfs tmpfs"));
     }
 
     #[test]

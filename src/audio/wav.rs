@@ -189,6 +189,28 @@ fn at_data(
     Probe::Wav(WavLayout { format, data_start, data_end })
 }
 
+/// Where a RIFF form ends by its header (`8 +` the RIFF size), when that
+/// size is real: `None` for placeholders, RF64 and what is not RIFF.
+pub fn form_end(prefix: &[u8]) -> Option<u64> {
+    if prefix.get(0..4) != Some(b"RIFF") {
+        return None;
+    }
+    let size = u32::from_le_bytes(prefix.get(4..8)?.try_into().ok()?);
+    (size != 0 && size < PLACEHOLDER_MIN).then(|| u64::from(size) + 8)
+}
+
+/// `w` as it applies to a file now `file_end` bytes long: a header whose
+/// RIFF size covers less than the file holds is not final (a recorder that
+/// wrote a complete header up front and keeps appending), so its data runs
+/// to the end of the file. Bytes past the form's end are never another
+/// chunk of it, and believing the stale size would leave them unsilenced.
+pub fn outgrown_as_streaming(w: WavLayout, form_end: Option<u64>, file_end: u64) -> WavLayout {
+    match form_end {
+        Some(end) if w.data_end.is_some() && file_end > end => WavLayout { data_end: None, ..w },
+        _ => w,
+    }
+}
+
 /// End of the data chunk from 32-bit sizes, or `None` when either size is a
 /// placeholder or they disagree (the data chunk would run past the RIFF
 /// form's end): believing a size too small would leave samples unsilenced,

@@ -94,6 +94,10 @@ impl Vault {
             self.writable()?;
         }
         let file = self.open_file(inode, fresh)?;
+        if writable {
+            self.blackout_on_open(inode.ino, &path, actor.clone());
+            self.dtmf_on_open(inode.ino, &path, who);
+        }
         let handle = Handle {
             ino: inode.ino,
             owner_uid: who.uid,
@@ -109,7 +113,7 @@ impl Vault {
     }
 
     /// The decrypted state of a file, shared by all its handles.
-    fn open_file(&self, inode: &Inode, fresh: Option<File>) -> Result<Arc<OpenFile>, Errno> {
+    pub(super) fn open_file(&self, inode: &Inode, fresh: Option<File>) -> Result<Arc<OpenFile>, Errno> {
         let mut slot = lock(&inode.open);
         if let Some(f) = slot.upgrade() {
             return Ok(f);
@@ -155,6 +159,7 @@ impl Vault {
     pub fn read(&self, fh: u64, off: u64, len: u32, buf: &mut Vec<u8>) -> Result<std::ops::Range<usize>, Errno> {
         let h = self.handle(fh)?;
         let got = h.file.read(off, len, buf)?;
+        self.dtmf_overlay(h.ino, off, &mut buf[got.clone()]);
         if h.readable {
             h.bytes_read.fetch_add(got.len() as u64, Ordering::Relaxed);
         }
@@ -207,14 +212,26 @@ impl Vault {
         if kill_suid {
             h.file.clear_suid()?;
         }
-        h.file.write(off, data, &self.keys)?;
+        // Blackouts first (what the writer sent during one), then DTMF
+        // masking (what the audio holds), then the disk.
+        let mut to_disk = |o: u64, b: &[u8]| h.file.write(o, b, &self.keys);
+        let mut masked = |o: u64, b: &[u8]| self.store_through_dtmf(h.ino, &h.file, o, b, &mut to_disk);
+        if self.blackouts.any_active() {
+            self.store_through_blackout(h.ino, &h.file, off, data, |b| masked(off, b))?;
+        } else {
+            masked(off, data)?;
+        }
         h.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data.len() as u32)
     }
 
     /// `close(2)` of one descriptor: the size reaches the header.
     pub fn flush(&self, fh: u64) -> Result<(), Errno> {
-        self.handle(fh)?.file.flush(&self.keys)
+        let h = self.handle(fh)?;
+        if h.writable {
+            self.dtmf_flush(h.ino, &h.file)?;
+        }
+        h.file.flush(&self.keys)
     }
 
     /// Takes a handle out of the table: no request can use it any more.
@@ -229,7 +246,9 @@ impl Vault {
     }
 
     pub fn fsync(&self, fh: u64, data_only: bool) -> Result<(), Errno> {
-        self.handle(fh)?.file.sync(&self.keys, data_only)
+        let h = self.handle(fh)?;
+        self.dtmf_flush(h.ino, &h.file)?;
+        h.file.sync(&self.keys, data_only)
     }
 
     pub fn fallocate(&self, fh: u64, off: u64, len: u64, mode: i32) -> Result<(), Errno> {

@@ -201,7 +201,10 @@ impl Vault {
                 return Err(e);
             }
         };
-        let t = self.handle(fh).and_then(|h| h.file.truncate(0, &self.keys)).map(|()| fh);
+        let t = self
+            .handle(fh)
+            .and_then(|h| self.dtmf_reset(h.ino, &h.file).and_then(|()| h.file.truncate(0, &self.keys)))
+            .map(|()| fh);
         let recorded = self.audit.finish(intent, &t);
         if let Err(e) = recorded.and(t) {
             let _ = self.do_release(fh);
@@ -215,6 +218,9 @@ impl Vault {
     /// of writing its size to the header (a failure is recorded too).
     pub fn release(&self, fh: u64) -> Result<(), Errno> {
         let h = self.take_handle(fh)?;
+        if h.writable {
+            self.dtmf_on_release(h.ino, &h.file);
+        }
         let r = h.file.flush(&self.keys);
         let detail = Detail {
             fh: Some(fh),
@@ -224,6 +230,9 @@ impl Vault {
             ..Detail::default()
         };
         self.audit.log_as(h.opener_actor.clone(), EventKind::Close, &r, Some(&h.path), None, detail)?;
+        if h.writable {
+            self.blackout_on_release(h.ino, h.opener_actor.clone());
+        }
         r
     }
 
@@ -378,12 +387,22 @@ impl Vault {
     }
 
     pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32, who: &Caller) -> Result<(), Errno> {
+        if name == super::blackout::XATTR {
+            return self.blackout_trigger(ino, value, who);
+        }
+        if name.starts_with(super::blackout::RESERVED_PREFIX) {
+            return Err(Errno::EPERM);
+        }
         let _ns = self.names_shared();
         let detail = Detail { xattr: Some(String::from_utf8_lossy(name).into_owned()), ..Detail::default() };
         self.on_inode(who, ino, EventKind::Setxattr, "setxattr", detail, || self.do_setxattr(ino, name, value, flags))
     }
 
     pub fn removexattr(&self, ino: u64, name: &[u8], who: &Caller) -> Result<(), Errno> {
+        if name == super::blackout::XATTR {
+            // Not an attribute to remove: a blackout ends with `stop`.
+            return Err(Errno::EPERM);
+        }
         let _ns = self.names_shared();
         let detail = Detail { xattr: Some(String::from_utf8_lossy(name).into_owned()), ..Detail::default() };
         self.on_inode(who, ino, EventKind::Removexattr, "removexattr", detail, || self.do_removexattr(ino, name))

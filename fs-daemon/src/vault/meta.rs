@@ -116,7 +116,9 @@ impl Vault {
             if inode.kind != Kind::File {
                 return Err(if inode.kind == Kind::Dir { Errno::EISDIR } else { Errno::EINVAL });
             }
-            self.file_for_setattr(&inode, fh)?.truncate(size, &self.keys)?;
+            let file = self.file_for_setattr(&inode, fh)?;
+            self.dtmf_reset(ino, &file)?;
+            file.truncate(size, &self.keys)?;
         }
         if let Some(mode) = ch.mode {
             if inode.kind == Kind::Symlink {
@@ -225,6 +227,9 @@ impl Vault {
     }
 
     pub fn getxattr(&self, ino: u64, name: &[u8], who: &Caller) -> Result<Vec<u8>, Errno> {
+        if name == super::blackout::XATTR {
+            return self.blackout_status(ino, who);
+        }
         self.allow(who, "getxattr", ino, Right::List)?;
         let Some(rest) = user_name(name) else {
             return Err(Errno::ENODATA);

@@ -9,7 +9,9 @@ pub mod access;
 pub mod attr;
 pub mod audit;
 pub mod backing;
+pub mod blackout;
 pub mod data;
+pub mod dtmf;
 pub mod file;
 pub mod handles;
 pub mod inode;
@@ -49,6 +51,16 @@ use paths::VolPath;
 #[derive(Debug, Clone, Copy)]
 pub struct VaultOptions {
     pub read_only: bool,
+    /// How long a blackout may last before it is flagged (it keeps silencing).
+    pub blackout_alert: std::time::Duration,
+    /// `--auto-blackout dtmf`: mask keypad tones in every recording.
+    pub auto_dtmf: bool,
+}
+
+impl Default for VaultOptions {
+    fn default() -> Self {
+        VaultOptions { read_only: false, blackout_alert: std::time::Duration::from_secs(600), auto_dtmf: false }
+    }
 }
 
 pub struct Vault {
@@ -72,6 +84,8 @@ pub struct Vault {
     namespace: RwLock<()>,
     access: Access,
     pub audit: Audit,
+    blackouts: blackout::Blackouts,
+    dtmf: dtmf::DtmfMasking,
 }
 
 /// `/proc/self/fd/N`: reopens an `O_PATH` descriptor for I/O or for calls
@@ -128,6 +142,8 @@ impl Vault {
             as_root: nix::unistd::geteuid().is_root(),
             namespace: RwLock::new(()),
             access: Access::new(policy),
+            blackouts: blackout::Blackouts::new(opts.blackout_alert),
+            dtmf: dtmf::DtmfMasking::new(opts.auto_dtmf),
             audit: Audit::new(journal),
         };
         // Fail at mount rather than at first use if the root's ID is gone.
@@ -316,7 +332,7 @@ impl Vault {
         let mut failed = Vec::new();
         for h in self.handles.all_files() {
             if seen.insert(Arc::as_ptr(&h.file))
-                && let Err(e) = h.file.sync(&self.keys, false)
+                && let Err(e) = self.dtmf_flush(h.ino, &h.file).and_then(|()| h.file.sync(&self.keys, false))
             {
                 error!("inode {}: sync at unmount failed: {e}", h.ino);
                 failed.push(format!("inode {}: {e}", h.ino));

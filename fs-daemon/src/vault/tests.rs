@@ -23,8 +23,7 @@ fn vault(policy: &str) -> (TempDir, Vault) {
     volume::create(&v, PASS, KdfParams::calibrate(1, Duration::ZERO).unwrap(), "test", |_| Ok(())).unwrap();
     let keys = volume::unlock(&v, PASS).unwrap().keys;
     let policy = Policy::from_toml(policy, Path::new("test.toml"), &SystemIds).unwrap();
-    let vault =
-        Vault::new(&VolumePaths::new(&v).data(), keys, policy, None, VaultOptions { read_only: false }).unwrap();
+    let vault = Vault::new(&VolumePaths::new(&v).data(), keys, policy, None, VaultOptions::default()).unwrap();
     (dir, vault)
 }
 

@@ -185,6 +185,22 @@ fn a_rewritten_final_header_gives_the_real_end() {
     assert_eq!(layout(probe(&file)).data_end, None);
 }
 
+#[test]
+fn a_complete_header_written_up_front_is_not_believed_once_outgrown() {
+    // sox-style: real sizes for 24 bytes of samples, then the recorder keeps appending.
+    let fmt = fmt16(WAVE_FORMAT_PCM, 1, 8000, 2, 16);
+    let file = riff(b"RIFF", None, &[(b"fmt ", &fmt), (b"data", &[0x11; 24])]);
+    let w = layout(probe(&file));
+    let end = form_end(&file);
+    assert_eq!((w.data_end, end), (Some(68), Some(68)));
+    assert_eq!(outgrown_as_streaming(w, end, 68).data_end, Some(68), "exactly the form: final");
+    assert_eq!(outgrown_as_streaming(w, end, 69).data_end, None, "grown past the form: streaming");
+    assert_eq!(form_end(b"RIFF\xff\xff\xff\xffWAVE"), None, "placeholder");
+    assert_eq!(form_end(b"RIFF\x00\x00\x00\x00WAVE"), None, "placeholder");
+    assert_eq!(form_end(b"RF64\xff\xff\xff\xffWAVE"), None);
+    assert_eq!(form_end(b"RIF"), None);
+}
+
 /// Real headers: every prefix short of the data chunk header is Incomplete
 /// (or NotWav), never a layout; `parsed_to` never passes the prefix and never
 /// shrinks as the prefix grows; from the data header on, the full answer.
