@@ -56,7 +56,8 @@ fn speech(text: &str, voice: &str, dir: &Path) -> Vec<f64> {
 }
 
 /// A call: speech, keyed digits (each 70 ms, 60 ms apart, at a level and
-/// twist of their own, over background noise), speech again. Returns the
+/// twist of their own, over background noise), speech, hold music, more
+/// digits, speech again. Returns the
 /// samples and the sample ranges holding tones.
 fn call_audio(dir: &Path) -> (Vec<f64>, Vec<(usize, usize)>) {
     let mut s = speech("Thank you for calling. Please key in your card number after the tone.", "en", dir);
@@ -84,6 +85,21 @@ fn call_audio(dir: &Path) -> (Vec<f64>, Vec<(usize, usize)>) {
     };
     add_digits(&mut s, "0123456789ABCD*#", &[-20.0, -10.0, -5.0, -15.0], &[0.0, 3.0, -3.0, 2.0]);
     s.extend(speech("Thank you. And the three digits on the back.", "en+f3", dir));
+    // Hold music: chords with harmonics, some notes close to DTMF rows and
+    // columns (F5 698 Hz, E6 1319 Hz), which must not be taken for keys.
+    for (i, chord) in
+        [[523.25, 659.25, 783.99], [698.46, 880.0, 1318.5], [587.33, 739.99, 1174.7]].iter().cycle().take(9).enumerate()
+    {
+        for t in 0..2400 {
+            let x = t as f64 / RATE;
+            let env = (t as f64 / 400.0).min(1.0) * (1.0 - t as f64 / 2400.0);
+            let v: f64 = chord
+                .iter()
+                .map(|f| (0..3).map(|h| (2.0 * PI * f * (h + 1) as f64 * x).sin() / (h + 1) as f64).sum::<f64>())
+                .sum();
+            s.push(0.08 * env * v * if i % 2 == 0 { 1.0 } else { 0.7 });
+        }
+    }
     add_digits(&mut s, "4111111111111111737", &[-8.0, -25.0, 0.0], &[1.0, -4.0]);
     // The twist limits (+4 dB forward, -8 dB reverse): stricter decoders
     // such as multimon-ng may miss these; the masking must not.
