@@ -102,6 +102,22 @@ struct Period {
 }
 
 impl Period {
+    /// A blackout of a file from offset `from`, held by its own trigger or
+    /// by directory blackouts `dirs`.
+    fn new(from: u64, path: &VolPath, own: bool, dirs: Vec<u64>) -> Period {
+        Period {
+            from,
+            since: Instant::now(),
+            own,
+            dirs,
+            path: path.clone(),
+            silenced: RangeSet::with_max_ranges(MAX_RANGES),
+            layout: None,
+            form_end: None,
+            alerted: false,
+        }
+    }
+
     fn held(&self) -> bool {
         self.own || !self.dirs.is_empty()
     }
@@ -249,17 +265,7 @@ impl Vault {
             }
             None => {
                 let from = self.current_size(ino)?;
-                let period = Period {
-                    from,
-                    since: Instant::now(),
-                    own: dir.is_none(),
-                    dirs: dir.map(|(d, _)| vec![d]).unwrap_or_default(),
-                    path: path.clone(),
-                    silenced: RangeSet::with_max_ranges(MAX_RANGES),
-                    layout: None,
-                    form_end: None,
-                    alerted: false,
-                };
+                let period = Period::new(from, path, dir.is_none(), dir.map(|(d, _)| vec![d]).unwrap_or_default());
                 files.insert(ino, Arc::new(Mutex::new(period)));
                 self.blackouts.active.fetch_add(1, Ordering::Relaxed);
                 (from, false)
@@ -425,17 +431,7 @@ impl Vault {
             return Ok(());
         }
         let from = self.current_size(ino)?;
-        let period = Period {
-            from,
-            since: Instant::now(),
-            own: false,
-            dirs: vec![dir],
-            path: path.clone(),
-            silenced: RangeSet::with_max_ranges(MAX_RANGES),
-            layout: None,
-            form_end: None,
-            alerted: false,
-        };
+        let period = Period::new(from, path, false, vec![dir]);
         files.insert(ino, Arc::new(Mutex::new(period)));
         self.blackouts.active.fetch_add(1, Ordering::Relaxed);
         drop(files);
@@ -609,18 +605,7 @@ impl Vault {
         {
             return Ok(outgrown(l, p.form_end, file_end));
         }
-        let scan = wav::MAX_HEADER_SCAN as u64;
-        let stored_len = file.size().min(scan);
-        let mut prefix = Vec::new();
-        let got = file.read(0, stored_len as u32, &mut prefix)?;
-        let mut prefix = prefix[got].to_vec();
-        if off < scan {
-            let until = (off + data.len() as u64).min(scan) as usize;
-            if prefix.len() < until {
-                prefix.resize(until, 0);
-            }
-            prefix[off as usize..until].copy_from_slice(&data[..until - off as usize]);
-        }
+        let prefix = header_as_written(file, off, data)?;
         let layout = Layout::from_probe(&wav::probe(&prefix));
         p.form_end = wav::form_end(&prefix);
         p.layout = Some(layout.clone());
@@ -647,6 +632,23 @@ impl Vault {
         }
         Ok(runs)
     }
+}
+
+/// The file's first [`wav::MAX_HEADER_SCAN`] bytes as a write of `data` at
+/// `off` leaves them: what a header probe must look at.
+pub(super) fn header_as_written(file: &OpenFile, off: u64, data: &[u8]) -> Result<Vec<u8>, Errno> {
+    let scan = wav::MAX_HEADER_SCAN as u64;
+    let mut read = Vec::new();
+    let got = file.read(0, file.size().min(scan) as u32, &mut read)?;
+    let mut prefix = read[got].to_vec();
+    if off < scan {
+        let until = (off + data.len() as u64).min(scan) as usize;
+        if prefix.len() < until {
+            prefix.resize(until, 0);
+        }
+        prefix[off as usize..until].copy_from_slice(&data[..until - off as usize]);
+    }
+    Ok(prefix)
 }
 
 /// `layout` for a file now `file_end` bytes long (see [`wav::outgrown_as_streaming`]).

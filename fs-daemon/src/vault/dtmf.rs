@@ -429,17 +429,7 @@ impl Vault {
 
     /// The file's header as this write leaves it.
     fn probe_with(&self, file: &OpenFile, off: u64, data: &[u8]) -> Result<(Probe, Option<u64>), Errno> {
-        let scan = wav::MAX_HEADER_SCAN as u64;
-        let mut prefix = Vec::new();
-        let got = file.read(0, file.size().min(scan) as u32, &mut prefix)?;
-        let mut prefix = prefix[got].to_vec();
-        if off < scan {
-            let until = (off + data.len() as u64).min(scan) as usize;
-            if prefix.len() < until {
-                prefix.resize(until, 0);
-            }
-            prefix[off as usize..until].copy_from_slice(&data[..until - off as usize]);
-        }
+        let prefix = super::blackout::header_as_written(file, off, data)?;
         Ok((wav::probe(&prefix), wav::form_end(&prefix)))
     }
 
