@@ -52,3 +52,65 @@ fn a_pid_zero_caller_cannot_truncate_but_the_kernels_time_update_passes() {
     let touch = SetAttr { mtime: Some(SetTime::Now), ..SetAttr::default() };
     assert!(v.setattr(attr.ino, touch, None, &outsider).is_ok(), "the kernel's own time update");
 }
+
+/// What the kernel sends during a blackout, as the vault sees it: a page
+/// sent again with the writer's earlier bytes is left as stored, bytes
+/// written over older data are silenced, appends past the start are
+/// silenced, and a µ-law WAV's header (rewritten at hang-up) never is.
+#[test]
+fn during_a_blackout_resent_bytes_stay_overwrites_and_appends_are_silenced() {
+    let uid = me().uid;
+    let (_dir, v) = vault(&format!(
+        "[[grant]]\nusers = [\"{uid}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"read\", \"create\", \"write\", \"blackout\"]\n"
+    ));
+    let (attr, fh) = v.create(ROOT, b"c.wav", 0o644, 0o022, libc::O_RDWR, &me()).unwrap();
+    let mut header =
+        b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x07\0\x01\0\x40\x1f\0\0\x40\x1f\0\0\x01\0\x08\0data\xff\xff\xff\xff"
+            .to_vec();
+    assert_eq!(header.len(), 44);
+    let before: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8 | 1).collect();
+    v.write(fh, 0, &header, false).unwrap();
+    v.write(fh, 44, &before, false).unwrap();
+    v.blackout_trigger(attr.ino, b"start", &me()).unwrap();
+    assert_eq!(v.blackout_status(attr.ino, &me()).unwrap(), b"active");
+    // The kernel sends the page again: the first 1044 bytes as they were, then 300 new ones.
+    let mut page = header.clone();
+    page.extend_from_slice(&before);
+    page.extend_from_slice(&[0x42; 300]);
+    v.write(fh, 0, &page, false).unwrap();
+    // An overwrite of older audio during the blackout.
+    v.write(fh, 544, &[0x24; 100], false).unwrap();
+    // Hang-up: the header with the final sizes.
+    header[4..8].copy_from_slice(&(1344u32 - 8).to_le_bytes());
+    header[40..44].copy_from_slice(&1300u32.to_le_bytes());
+    v.write(fh, 0, &header, false).unwrap();
+    v.blackout_trigger(attr.ino, b"stop", &me()).unwrap();
+    v.write(fh, 1344, &[0x42; 10], false).unwrap();
+    let mut buf = Vec::new();
+    let got = v.read(fh, 0, 2000, &mut buf).unwrap();
+    let stored = &buf[got];
+    let mut expect = header.clone();
+    expect.extend_from_slice(&before);
+    expect[544..644].fill(0xFF);
+    expect.extend_from_slice(&[0xFF; 300]);
+    expect.extend_from_slice(&[0x42; 10]);
+    assert_eq!(stored.len(), expect.len());
+    assert_eq!(stored, &expect[..]);
+    v.release(fh).unwrap();
+    assert_eq!(v.blackout_status(attr.ino, &me()).unwrap(), b"inactive");
+}
+
+/// Without the `blackout` right a trigger is EACCES and changes nothing.
+#[test]
+fn a_trigger_without_the_right_is_refused() {
+    let uid = me().uid;
+    let (_dir, v) = vault(&format!(
+        "[[grant]]\nusers = [\"{uid}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"create\", \"write\"]\n"
+    ));
+    let (attr, fh) = v.create(ROOT, b"c.bin", 0o644, 0o022, libc::O_WRONLY, &me()).unwrap();
+    assert_eq!(v.blackout_trigger(attr.ino, b"start", &me()).err(), Some(Errno::EACCES));
+    assert_eq!(v.blackout_status(attr.ino, &me()).unwrap(), b"inactive");
+    v.write(fh, 0, b"kept", false).unwrap();
+    v.release(fh).unwrap();
+    assert_eq!(v.getattr(attr.ino, None, &me()).unwrap().size, 4);
+}
