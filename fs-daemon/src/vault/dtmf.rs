@@ -77,7 +77,8 @@ struct Stream {
     fed: u64,
     /// End of what has arrived in order.
     next: u64,
-    /// `held` holds the real bytes of `held_from..next`; on disk they are silence.
+    /// `held` holds the real bytes of `held_from..next`; on disk they are
+    /// silence, but for a part of a frame left by a flush, stored as is.
     held_from: u64,
     held: Vec<u8>,
     masked: RangeSet,
@@ -204,7 +205,14 @@ impl Stream {
             d.finish(&mut self.found);
         }
         self.take_found();
-        self.release_until(self.next, store)
+        // A trailing part of a frame is stored too, but stays held as well:
+        // the next write completes the frame, which the detector then needs.
+        let partial_from = self.fed.clamp(self.held_from, self.next);
+        let keep: Vec<u8> = self.held[(partial_from - self.held_from) as usize..].to_vec();
+        self.release_until(self.next, store)?;
+        self.held = keep;
+        self.held_from = partial_from;
+        Ok(())
     }
 
     /// Masked ranges now entirely stored and not yet in the journal.

@@ -18,12 +18,16 @@ const PASS: &[u8] = b"in-process test passphrase 42";
 
 /// A fresh volume served by a vault under `policy` (TOML), without a journal.
 fn vault(policy: &str) -> (TempDir, Vault) {
+    vault_with(policy, VaultOptions::default())
+}
+
+fn vault_with(policy: &str, opts: VaultOptions) -> (TempDir, Vault) {
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("vol");
     volume::create(&v, PASS, KdfParams::calibrate(1, Duration::ZERO).unwrap(), "test", |_| Ok(())).unwrap();
     let keys = volume::unlock(&v, PASS).unwrap().keys;
     let policy = Policy::from_toml(policy, Path::new("test.toml"), &SystemIds).unwrap();
-    let vault = Vault::new(&VolumePaths::new(&v).data(), keys, policy, None, VaultOptions::default()).unwrap();
+    let vault = Vault::new(&VolumePaths::new(&v).data(), keys, policy, None, opts).unwrap();
     (dir, vault)
 }
 
@@ -113,4 +117,47 @@ fn a_trigger_without_the_right_is_refused() {
     v.write(fh, 0, b"kept", false).unwrap();
     v.release(fh).unwrap();
     assert_eq!(v.getattr(attr.ino, None, &me()).unwrap().size, 4);
+}
+
+/// DTMF masking goes on after an fsync that left part of a sample frame
+/// (24-bit mono: 3-byte frames): the tone written next is still masked.
+#[test]
+fn dtmf_masking_survives_an_fsync_in_the_middle_of_a_frame() {
+    let uid = me().uid;
+    let (_dir, v) = vault_with(
+        &format!(
+            "[[grant]]\nusers = [\"{uid}\"]\npaths = [\"/**\"]\nrights = [\"list\", \"read\", \"create\", \"write\"]\n"
+        ),
+        VaultOptions { auto_dtmf: true, ..VaultOptions::default() },
+    );
+    let (_attr, fh) = v.create(ROOT, b"c.wav", 0o644, 0o022, libc::O_RDWR, &me()).unwrap();
+    let header =
+        b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\xc0\x5d\0\0\x03\0\x18\0data\xff\xff\xff\xff";
+    v.write(fh, 0, header, false).unwrap();
+    let sample = |x: f64| -> [u8; 3] {
+        let s = (x * 8_388_607.0) as i32;
+        let b = s.to_le_bytes();
+        [b[0], b[1], b[2]]
+    };
+    let quiet: Vec<u8> = (0..4000).flat_map(|_| sample(0.0)).collect();
+    // 1000 bytes: 333 frames and one byte of the next.
+    v.write(fh, 44, &quiet[..1000], false).unwrap();
+    v.fsync(fh, true).unwrap();
+    v.write(fh, 1044, &quiet[1000..], false).unwrap();
+    let tone: Vec<u8> = (0..800)
+        .flat_map(|t| {
+            let x = f64::from(t) / 8000.0;
+            let w = |f: f64| (2.0 * std::f64::consts::PI * f * x).sin();
+            sample(0.25 * (w(852.0) + w(1477.0)))
+        })
+        .collect();
+    let at = 44 + quiet.len() as u64;
+    v.write(fh, at, &tone, false).unwrap();
+    v.write(fh, at + tone.len() as u64, &quiet, false).unwrap();
+    v.release(fh).unwrap();
+    let ino = v.lookup(ROOT, b"c.wav", &me()).unwrap().ino;
+    let rfh = v.open(ino, libc::O_RDONLY, &me()).unwrap();
+    let mut buf = Vec::new();
+    let got = v.read(rfh, at, tone.len() as u32, &mut buf).unwrap();
+    assert!(buf[got].iter().all(|b| *b == 0), "the tone after the fsync was stored");
 }
