@@ -457,6 +457,31 @@ fn a_directory_trigger_covers_every_file_being_written_in_it() {
     nowhere_in_backing(&vol, &late_secret);
 }
 
+/// Headerless telephony audio is silenced by its name's encoding: µ-law
+/// `.ul`, A-law `.al`, signed 16-bit `.sln`; every byte is sample data.
+#[test]
+fn headerless_telephony_audio_gets_the_silence_of_its_extension() {
+    let vol = Volume::new();
+    let m = vol.mount();
+    for (name, silence) in [("c.ul", 0xFFu8), ("c.mu", 0xFF), ("c.alaw", 0xD5), ("c.sln", 0x00), ("c.pcm", 0x00)] {
+        let p = m.p(name);
+        let mut f = open_recording(&p);
+        let before = pattern(1, 1600).into_iter().map(|b| b | 1).collect::<Vec<_>>();
+        let during = pattern(2, 800).into_iter().map(|b| b | 1).collect::<Vec<_>>();
+        f.write_all(&before).unwrap();
+        setfattr(&p, "start");
+        f.write_all(&during).unwrap();
+        setfattr(&p, "stop");
+        f.write_all(&before).unwrap();
+        drop(f);
+        let want = [&before[..], &vec![silence; 800], &before[..]].concat();
+        assert_eq!(fs::read(&p).unwrap(), want, "{name}");
+        let recs = blackout_records(&vol, &format!("/{name}"));
+        assert_eq!(silenced_ranges(&recs), vec![(1600, 2400)], "{name}");
+    }
+    assert!(m.unmount().success());
+}
+
 /// Renaming or hard-linking does not end a blackout; closing the file does
 /// (recorded as `closed`), and writes after that are stored as written.
 #[test]

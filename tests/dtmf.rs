@@ -201,6 +201,17 @@ fn keyed_digits_are_masked_and_speech_is_left_alone() {
             assert_eq!(s, o, "byte {i} outside every masked range changed");
         }
     }
+    // The same call as headerless µ-law (`.ul`, as Asterisk stores it).
+    let raw = m.p("call.ul");
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&raw).unwrap();
+    for frame in written.chunks(160) {
+        f.write_all(frame).unwrap();
+    }
+    drop(f);
+    let stored_raw = fs::read(&raw).unwrap();
+    assert_eq!(stored_raw.len(), written.len());
+    let as_wav = [wav_header_ulaw(written.len() as u32), stored_raw].concat();
+    assert_eq!(decoded_digits(&as_wav, scratch.path()), "", "a digit survived in the .ul recording");
     assert!(m.unmount().success());
 }
 

@@ -11,12 +11,14 @@
 //!   data starts and ends and in which [`Format`].
 //! - [`silence`] turns a probe into a [`silence::Layout`] and silences the part
 //!   of a write buffer that is sample data.
+//! - [`raw`] knows headerless telephony audio (`.ul`, `.al`, `.sln`, ...) by name.
 //! - [`ranges`] keeps what a blackout silenced, for the journal.
 //! - [`samples`] decodes frames to linear samples for the DTMF detector, with
 //!   [`g711`] for A-law and µ-law.
 
 pub mod g711;
 pub mod ranges;
+pub mod raw;
 pub mod samples;
 pub mod silence;
 pub mod wav;

@@ -24,8 +24,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use callvault::audio::ranges::RangeSet;
+use callvault::audio::raw;
 use callvault::audio::silence::{self, Layout};
-use callvault::audio::wav;
+use callvault::audio::wav::{self, Probe};
 use callvault::journal::{Actor, Detail, EventKind};
 use callvault::policy::Right;
 use log::{error, warn};
@@ -606,7 +607,11 @@ impl Vault {
             return Ok(outgrown(l, p.form_end, file_end));
         }
         let prefix = header_as_written(file, off, data)?;
-        let layout = Layout::from_probe(&wav::probe(&prefix));
+        let layout = match wav::probe(&prefix) {
+            // Headerless telephony audio is known by its name.
+            Probe::NotWav => raw::layout_by_name(&p.path.text).map_or(Layout::Opaque { keep_below: 0 }, Layout::Wav),
+            probe => Layout::from_probe(&probe),
+        };
         p.form_end = wav::form_end(&prefix);
         p.layout = Some(layout.clone());
         Ok(outgrown(&layout, p.form_end, file_end))

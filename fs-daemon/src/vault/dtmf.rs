@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use callvault::audio::ranges::RangeSet;
+use callvault::audio::raw;
 use callvault::audio::samples::deinterleave;
 use callvault::audio::wav::{self, Probe, WavLayout};
 use callvault::dtmf::Detector;
@@ -327,6 +328,11 @@ impl Vault {
         if s.layout.is_none() || s.layout.is_some_and(|w| off < w.data_start) {
             let (probe, form_end) = self.probe_with(file, off, data)?;
             s.form_end = form_end;
+            // Headerless telephony audio is known by its name.
+            let probe = match probe {
+                Probe::NotWav => raw::layout_by_name(&s.path.text).map_or(Probe::NotWav, Probe::Wav),
+                p => p,
+            };
             match probe {
                 Probe::Wav(w) if maskable(&w) => {
                     if s.layout.is_none_or(|old| old.data_start != w.data_start || old.format != w.format) {
