@@ -336,6 +336,26 @@ fn a_close_whose_size_cannot_be_written_fails_and_is_recorded_with_the_error() {
     assert_eq!(recs[0]["detail"]["bytes_written"], data.len() as u64, "the data itself went through");
 }
 
+/// The same failing store, the data not yet handed to the daemon when ext4
+/// goes read-only: the kernel's writeback at close fails in the daemon, the
+/// caller's close() reports the loss, and so must the close record (it said
+/// "ok", with 0 bytes written, before writes that fail stuck to the file).
+#[test]
+fn a_close_whose_written_data_could_not_be_stored_is_recorded_with_the_error() {
+    let vol = Volume::new();
+    let disk = FailingDisk::new(&vol.path.join("data"), vol.dir.path());
+    let m = vol.mount();
+    let mut f = fs::File::create(m.p("call.wav")).unwrap();
+    io::Write::write_all(&mut f, &pattern(10, 100_000)).unwrap();
+    disk.error();
+    let closed = nix::unistd::close(f);
+    assert!(closed.is_err(), "close() succeeded although the data could not be stored");
+    assert!(m.unmount().success(), "no file was open at unmount");
+    let recs = vol.records(&["--event", "close", "--path", "/call.wav"]);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(outcome(&recs[0]), "EROFS", "the daemon's write error, from the read-only ext4: {recs:?}");
+}
+
 /// Recordings still open when the mount is forced away (`umount -f` aborts
 /// the FUSE connection, so their handles are never released), on a backing
 /// store whose device ran out of space under ext4: the daemon's sync at
