@@ -11,7 +11,7 @@ mod harness;
 
 /// The audit journal: records of real accesses, tampering, full disks, crashes.
 mod audit;
-/// Many processes and threads on distinct and shared files.
+/// Many processes and threads on distinct and shared files; rights under a racing rename.
 mod concurrency;
 /// Start-up errors, damaged files and volumes: clear messages, right codes.
 mod errors;
