@@ -27,7 +27,7 @@ mod posix;
 mod remount;
 /// Per-user rights: real users and groups, real processes, a real mount.
 mod rights;
-/// 200,000 files under a 4,096-descriptor limit: the daemon's descriptors stay bounded.
+/// 200,000 files under a 4,096-descriptor limit, audited: the daemon's descriptors stay bounded.
 mod scale;
 /// File sizes around sector boundaries and a sparse 10 GiB file.
 mod sizes;
