@@ -5,8 +5,14 @@
 //! each type owns; copies the compiler makes in registers or on the stack
 //! while a cipher runs are beyond what Rust can promise to erase. Cipher key
 //! schedules (aes, aes-gcm, aes-siv: built with `zeroize`) and Argon2's
-//! working memory (`kdf.rs`) are wiped too; the HMAC and HKDF states that
-//! briefly hold key-derived pads (`hmac`, `hkdf` without `zeroize`) are not.
+//! working memory (`kdf.rs`) are wiped too, and so are the HMAC-SHA-256 and
+//! HKDF-SHA-256 states (hmac and sha2 built with `zeroize`: each SHA-256 core
+//! wipes its chaining state and each block buffer its bytes on drop; an HMAC
+//! is two keyed cores and a buffer, an HKDF one HMAC keyed with the PRK).
+//! Not wiped, because the crates leave them where we cannot reach: the
+//! 64-byte padded key block HMAC builds on the stack while keying (the key
+//! XOR ipad/opad), HKDF-Expand's last output block, and the bytes a move of a
+//! state leaves behind in its old place. The test below pins what is wiped.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -177,6 +183,21 @@ impl Key64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parts an `Hmac<Sha256>` (and so an `Hkdf<Sha256>`) is made of wipe
+    /// themselves on drop. hmac does not mark `Hmac` itself `ZeroizeOnDrop`,
+    /// so its fields are checked: the SHA-256 core type of both keyed
+    /// digests and the block buffer. Fails to compile if the `zeroize`
+    /// features of hmac/sha2 are dropped from Cargo.toml.
+    #[test]
+    fn hmac_and_hkdf_states_wipe_on_drop() {
+        use hmac::EagerHash;
+        use hmac::digest::block_api::Buffer;
+        fn wiped<T: ZeroizeOnDrop>() {}
+        wiped::<<sha2::Sha256 as EagerHash>::Core>();
+        wiped::<Buffer<hmac::block_api::HmacCore<sha2::Sha256>>>();
+        wiped::<sha2::Sha256>();
+    }
 
     #[test]
     fn passphrase_file_drops_exactly_one_trailing_newline() {

@@ -1,6 +1,7 @@
 //! Fail closed: no change to the volume happens without its record. Every
-//! mutating call against a full journal filesystem, and a daemon killed
-//! between an operation's intent and its outcome.
+//! mutating call against a full journal filesystem, a daemon killed between
+//! an operation's intent and its outcome, and a backing store that fails
+//! under written files (their close and the unmount report it).
 
 use std::fs;
 use std::io;
@@ -10,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{OwnMount, Volume};
+use crate::harness::{FailingDisk, OwnMount, Volume, pattern};
 
 /// Attempts per operation: the first attempts may still fit in the last,
 /// partly used page of the journal segment; one of them must be refused.
@@ -299,4 +300,97 @@ fn a_crash_between_intent_and_outcome_is_recorded_by_the_next_mount() {
         let verified = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}"]);
         assert!(verified.status.success(), "{stage}: {}", String::from_utf8_lossy(&verified.stdout));
     }
+}
+
+/// Sends the file's dirty pages to the daemon (which encrypts them into the
+/// backing file) without an fsync, which would also write the file's size
+/// into its header: only the close is left to do that.
+fn write_back_without_fsync(f: &fs::File) {
+    use std::os::fd::AsRawFd;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: plain syscall on a descriptor `f` keeps open; no memory is passed.
+    let r = unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, flags) };
+    assert_eq!(r, 0, "sync_file_range: {}", io::Error::last_os_error());
+}
+
+/// The volume's data directory on an ext4 that hits an error (and goes
+/// read-only) after a recording was written but before it was closed: the
+/// close's final header write fails, the caller's close() gets the error and
+/// the close record carries it.
+#[test]
+fn a_close_whose_size_cannot_be_written_fails_and_is_recorded_with_the_error() {
+    let vol = Volume::new();
+    let disk = FailingDisk::new(&vol.path.join("data"), vol.dir.path());
+    let m = vol.mount();
+    let data = pattern(9, 100_000);
+    let mut f = fs::File::create(m.p("call.wav")).unwrap();
+    io::Write::write_all(&mut f, &data).unwrap();
+    write_back_without_fsync(&f);
+    disk.error();
+    let closed = nix::unistd::close(f);
+    let err = closed.expect_err("close() succeeded although the file's size could not be written");
+    assert!(m.unmount().success(), "no file was open at unmount");
+    let recs = vol.records(&["--event", "close", "--path", "/call.wav"]);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(outcome(&recs[0]), format!("{err:?}"), "the close record carries close()'s error: {recs:?}");
+    assert_eq!(recs[0]["detail"]["bytes_written"], data.len() as u64, "the data itself went through");
+}
+
+/// The same failing store, the data not yet handed to the daemon when ext4
+/// goes read-only: the kernel's writeback at close fails in the daemon, the
+/// caller's close() reports the loss, and so must the close record (it said
+/// "ok", with 0 bytes written, before writes that fail stuck to the file).
+#[test]
+fn a_close_whose_written_data_could_not_be_stored_is_recorded_with_the_error() {
+    let vol = Volume::new();
+    let disk = FailingDisk::new(&vol.path.join("data"), vol.dir.path());
+    let m = vol.mount();
+    let mut f = fs::File::create(m.p("call.wav")).unwrap();
+    io::Write::write_all(&mut f, &pattern(10, 100_000)).unwrap();
+    disk.error();
+    let closed = nix::unistd::close(f);
+    assert!(closed.is_err(), "close() succeeded although the data could not be stored");
+    assert!(m.unmount().success(), "no file was open at unmount");
+    let recs = vol.records(&["--event", "close", "--path", "/call.wav"]);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(outcome(&recs[0]), "EROFS", "the daemon's write error, from the read-only ext4: {recs:?}");
+}
+
+/// Recordings still open when the mount is forced away (`umount -f` aborts
+/// the FUSE connection, so their handles are never released), on a backing
+/// store whose device ran out of space under ext4: the daemon's sync at
+/// unmount fails, the unmount record has outcome EIO and names the files,
+/// and callvaultd exits 1.
+#[test]
+fn an_unmount_whose_open_files_cannot_be_synced_is_recorded_as_eio_and_exits_1() {
+    let vol = Volume::new();
+    let disk = FailingDisk::new(&vol.path.join("data"), vol.dir.path());
+    let m = vol.mount();
+    let names = ["call-1.wav", "call-2.wav"];
+    let open: Vec<fs::File> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut f = fs::File::create(m.p(n)).unwrap();
+            io::Write::write_all(&mut f, &pattern(i as u64, 4 << 20)).unwrap();
+            write_back_without_fsync(&f);
+            f
+        })
+        .collect();
+    disk.exhaust();
+    let log = m.log.clone();
+    let status = m.force_unmount();
+    drop(open);
+    let log = fs::read_to_string(log).unwrap_or_default();
+    assert_eq!(status.code(), Some(1), "callvaultd's exit status; its log:\n{log}");
+    assert!(log.contains("2 open file(s) could not be synced"), "{log}");
+    let recs = vol.records(&["--event", "unmount"]);
+    let last = recs.last().expect("an unmount record");
+    assert_eq!(outcome(last), "EIO", "{last:?}");
+    let reason = last["detail"]["reason"].as_str().unwrap_or("");
+    for n in names {
+        assert!(reason.contains(&format!("/{n}")), "the unmount record names /{n}: {reason}");
+    }
+    let verified = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}"]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
 }

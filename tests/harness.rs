@@ -223,6 +223,25 @@ impl Mount {
             .unwrap_or_else(|_| panic!("{} stayed busy after a lazy unmount: {err}", self.path.display()))
     }
 
+    /// `umount -f` while files are still open: the kernel aborts the FUSE
+    /// connection (the umount itself fails as busy, and the dead mount stays
+    /// until they are closed), so the daemon's session ends with their
+    /// handles never released. Returns the daemon's exit status (within a
+    /// minute, a safety net that fails the test) and detaches the dead mount.
+    pub fn force_unmount(mut self) -> ExitStatus {
+        let _ = Command::new("umount").arg("-f").arg(&self.path).output().expect("umount -f");
+        let mut child = self.child.take().unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait().unwrap()));
+        let status = rx.recv_timeout(Duration::from_secs(60));
+        let _ = Command::new("umount").arg("-l").arg(&self.path).output();
+        status.unwrap_or_else(|_| {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("callvaultd kept running a minute after its FUSE connection was aborted")
+        })
+    }
+
     /// Stops the daemon with a signal and returns its exit status.
     pub fn stop_with(mut self, sig: nix::sys::signal::Signal) -> ExitStatus {
         let mut child = self.child.take().unwrap();
@@ -352,5 +371,91 @@ impl OwnMount {
 impl Drop for OwnMount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `dir` on an ext4 filesystem of its own, on a loop device whose image file
+/// lives on a small tmpfs of its own: a backing store that fails for real,
+/// on demand, while the rest of the volume (the journal) stays healthy.
+/// Everything is undone on drop, a failed test included.
+pub struct FailingDisk {
+    dir: PathBuf,
+    tmpfs: PathBuf,
+    loop_dev: Option<String>,
+    mounted: bool,
+}
+
+impl FailingDisk {
+    /// Ext4 image size; sparse, and with its inode tables and journal
+    /// written at mkfs, so nothing later claims tmpfs space behind the test's back.
+    const IMAGE_MIB: u64 = 64;
+
+    pub fn new(dir: &Path, scratch: &Path) -> FailingDisk {
+        let saved = scratch.join("saved-disk");
+        assert!(Command::new("cp").arg("-a").arg(dir).arg(&saved).status().unwrap().success());
+        let mut disk =
+            FailingDisk { dir: dir.to_path_buf(), tmpfs: scratch.join("disk"), loop_dev: None, mounted: false };
+        fs::create_dir(&disk.tmpfs).unwrap();
+        run("mount", &["-t", "tmpfs", "-o", &format!("size={}m", Self::IMAGE_MIB * 2), "tmpfs"], &disk.tmpfs);
+        let img = disk.tmpfs.join("ext4.img");
+        fs::File::create(&img).unwrap().set_len(Self::IMAGE_MIB << 20).unwrap();
+        run("mkfs.ext4", &["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"], &img);
+        // Shrunk to what the image holds now plus a few MiB for what the
+        // volume's data directory brings: later writes find no room.
+        let used = fs::metadata(&img).map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512).unwrap();
+        let size = format!("remount,size={}k", used / 1024 + 8192);
+        run("mount", &["-o", &size], &disk.tmpfs);
+        let out = Command::new("losetup").args(["--find", "--show"]).arg(&img).output().unwrap();
+        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        disk.loop_dev = Some(dev.clone());
+        run("mount", &["-o", "errors=remount-ro", &dev], dir);
+        disk.mounted = true;
+        let copied =
+            Command::new("sh").arg("-c").arg(format!("cp -a {}/. {}/", saved.display(), dir.display())).status();
+        assert!(copied.unwrap().success());
+        disk
+    }
+
+    /// Ext4 meets an error, through the kernel's own `trigger_fs_error`
+    /// (the path a failed metadata write takes): it aborts its journal and,
+    /// mounted `errors=remount-ro`, refuses every later write with EROFS.
+    pub fn error(&self) {
+        let dev = self.loop_dev.as_deref().unwrap().trim_start_matches("/dev/");
+        fs::write(format!("/sys/fs/ext4/{dev}/trigger_fs_error"), "callvault test: backing store failed\n")
+            .expect("trigger an ext4 error");
+    }
+
+    /// Fills the tmpfs under the image: ext4 still counts free blocks, but
+    /// the device can no longer store them, so the next writeback of new
+    /// data fails (the loop device's writes get ENOSPC) and fsync reports it.
+    pub fn exhaust(&self) {
+        let _ = Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", self.tmpfs.join("filler").display()))
+            .args(["bs=64k", "status=none"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn run(cmd: &str, args: &[&str], path: &Path) {
+    let out = Command::new(cmd).args(args).arg(path).output().unwrap();
+    assert!(out.status.success(), "{cmd} {args:?} {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+}
+
+impl Drop for FailingDisk {
+    fn drop(&mut self) {
+        if self.mounted {
+            let clean = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
+            if !clean {
+                let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+            }
+        }
+        if let Some(dev) = &self.loop_dev {
+            // Detached now, or (still busy after a lazy unmount) as soon as it is free.
+            let _ = Command::new("losetup").arg("-d").arg(dev).status();
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.tmpfs).status();
     }
 }

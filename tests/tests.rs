@@ -13,7 +13,7 @@ mod harness;
 mod audit;
 /// Blackouts: what is written while one holds is stored as silence, exactly.
 mod blackouts;
-/// Many processes and threads on distinct and shared files.
+/// Many processes and threads on distinct and shared files; rights under a racing rename.
 mod concurrency;
 /// Automatic DTMF masking: real speech, keyed digits, an independent decoder.
 mod dtmf;
@@ -33,7 +33,7 @@ mod posix;
 mod remount;
 /// Per-user rights: real users and groups, real processes, a real mount.
 mod rights;
-/// 200,000 files under a 4,096-descriptor limit: the daemon's descriptors stay bounded.
+/// 200,000 files under a 4,096-descriptor limit, audited: the daemon's descriptors stay bounded.
 mod scale;
 /// File sizes around sector boundaries and a sparse 10 GiB file.
 mod sizes;

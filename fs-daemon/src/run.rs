@@ -512,7 +512,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     let mut reason = format!("unmounted from {}", mountpoint.display());
     let mut unmount = Event::new(EventKind::Unmount, Actor::current_process()).path("/");
     if !unsynced.is_empty() {
-        reason.push_str(&format!("; {} open file(s) could not be synced: {}", unsynced.len(), unsynced.join(", ")));
+        reason.push_str(&format!("; {}", unsynced_paths(&unsynced)));
         unmount = unmount.outcome(Outcome::errno(libc::EIO));
     }
     let unmounted = Detail { reason: Some(reason), ..Detail::default() };
@@ -522,16 +522,36 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     vault.audit.shutdown();
     served.map_err(|e| Fatal::new(exitcode::FAILURE, format!("serving {}: {e}", mountpoint.display())))?;
     if !unsynced.is_empty() {
+        let inodes: Vec<String> = unsynced.iter().map(|u| format!("inode {}: {}", u.ino, u.error)).collect();
         return Err(Fatal::new(
             exitcode::FAILURE,
             format!(
-                "unmounted {}, but {} open file(s) could not be synced ({}); their last writes may be lost",
+                "unmounted {}, but {} open file(s) could not be synced ({}); their last writes may be lost\n\
+                 hint: the unmount record in the audit journal names their paths; check the backing filesystem",
                 mountpoint.display(),
                 unsynced.len(),
-                unsynced.join(", ")
+                inodes.join(", ")
             ),
         ));
     }
     info!("unmounted {}; all data flushed", mountpoint.display());
     Ok(())
+}
+
+/// At most this many paths are named in the unmount record (a journal line
+/// is capped at 1 MiB); the count is always complete.
+const UNSYNCED_LISTED: usize = 100;
+
+/// "N open file(s) could not be synced: /a.wav (EIO), ..." for the unmount
+/// record: the journal names files by path (log lines name only inodes).
+fn unsynced_paths(unsynced: &[crate::vault::Unsynced]) -> String {
+    let mut listed: Vec<String> = unsynced
+        .iter()
+        .take(UNSYNCED_LISTED)
+        .map(|u| format!("{} ({})", u.path.text, callvault::journal::errno_name(u.error as i32)))
+        .collect();
+    if unsynced.len() > UNSYNCED_LISTED {
+        listed.push(format!("and {} more", unsynced.len() - UNSYNCED_LISTED));
+    }
+    format!("{} open file(s) could not be synced: {}", unsynced.len(), listed.join(", "))
 }

@@ -26,7 +26,8 @@ pub const MAC_DOMAIN: &[u8] = b"callvault v1 journal seal\0";
 pub const JOURNAL_ID_LEN: usize = 16;
 
 /// The key of one epoch. Not Clone, not Debug; wiped on drop (the `Key32`
-/// heap buffer; copies in registers during HKDF/HMAC are beyond reach).
+/// heap buffer; the HKDF/HMAC states built from it wipe on drop, see
+/// `secret.rs` for what they leave on the stack).
 pub struct EpochKey {
     epoch: u64,
     key: Key32,

@@ -36,11 +36,25 @@ struct State {
     /// Plaintext of the last, partly filled sector, so the next append can
     /// fill it without reading it back and decrypting it first.
     tail: Option<(u64, Box<[u8; SECTOR_SIZE as usize]>)>,
+    /// The first write that failed. With the writeback cache the writer's
+    /// write(2) succeeded long before; the kernel reports the loss at its
+    /// close, and so must every later flush, fsync and close record of this
+    /// file until it is closed: bytes handed over and not stored are never
+    /// reported as stored.
+    lost_write: Option<Errno>,
 }
 
 impl State {
     fn empty() -> State {
-        State { header: None, cipher: None, size: 0, dirty: false, persisted_at: Instant::now(), tail: None }
+        State {
+            header: None,
+            cipher: None,
+            size: 0,
+            dirty: false,
+            persisted_at: Instant::now(),
+            tail: None,
+            lost_write: None,
+        }
     }
 
     /// The cached plaintext of sector `s`, if it is the tail.
@@ -213,8 +227,22 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Writes `data` at `off`, growing the file if needed.
+    /// Writes `data` at `off`, growing the file if needed. A failure sticks
+    /// to the file (see `State::lost_write`).
     pub fn write(&self, off: u64, data: &[u8], keys: &VolumeKeys) -> Result<(), Errno> {
+        self.write_at(off, data, keys).inspect_err(|&e| {
+            let mut st = self.write_state();
+            if st.lost_write.is_none() {
+                warn!(
+                    "inode {}: a write failed ({e}); every later flush, fsync and close of it reports this",
+                    self.ino
+                );
+                st.lost_write = Some(e);
+            }
+        })
+    }
+
+    fn write_at(&self, off: u64, data: &[u8], keys: &VolumeKeys) -> Result<(), Errno> {
         if data.is_empty() {
             return Ok(());
         }
@@ -375,7 +403,8 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Records the in-memory size in the header if it moved (close, fsync, unmount).
+    /// Records the in-memory size in the header if it moved (close, fsync,
+    /// unmount). Fails, after that, if any write to the file failed.
     pub fn flush(&self, keys: &VolumeKeys) -> Result<(), Errno> {
         let mut st = self.write_state();
         if st.dirty {
@@ -383,13 +412,14 @@ impl OpenFile {
                 warn!("inode {}: could not record the file size: {e}", self.ino);
             })?;
         }
-        Ok(())
+        st.lost_write.map_or(Ok(()), Err)
     }
 
     /// Makes everything written so far durable.
     pub fn sync(&self, keys: &VolumeKeys, data_only: bool) -> Result<(), Errno> {
-        self.flush(keys)?;
-        if data_only { self.fd.sync_data() } else { self.fd.sync_all() }.map_err(io_errno)
+        let flushed = self.flush(keys);
+        let synced = if data_only { self.fd.sync_data() } else { self.fd.sync_all() }.map_err(io_errno);
+        flushed.and(synced)
     }
 }
 

@@ -322,9 +322,9 @@ impl Vault {
         self.path_of(parent)?.child(name)
     }
 
-    /// Syncs every open file, its size in its header (unmount). Returns a
-    /// description of each file that could not be synced ("inode N: EIO").
-    pub fn flush_all(&self) -> Vec<String> {
+    /// Syncs every open file, its size in its header (unmount). Returns each
+    /// file that could not be synced, with the path it was opened under.
+    pub fn flush_all(&self) -> Vec<Unsynced> {
         // Open file state lives exactly as long as a handle holds it, so the
         // handles reach every open file, unlinked ones included; each is
         // synced once even when several handles share it.
@@ -332,12 +332,20 @@ impl Vault {
         let mut failed = Vec::new();
         for h in self.handles.all_files() {
             if seen.insert(Arc::as_ptr(&h.file))
-                && let Err(e) = self.dtmf_flush(h.ino, &h.file).and_then(|()| h.file.sync(&self.keys, false))
+                && let Err(error) = self.dtmf_flush(h.ino, &h.file).and_then(|()| h.file.sync(&self.keys, false))
             {
-                error!("inode {}: sync at unmount failed: {e}", h.ino);
-                failed.push(format!("inode {}: {e}", h.ino));
+                error!("inode {}: sync at unmount failed: {error}", h.ino);
+                failed.push(Unsynced { ino: h.ino, path: h.path.clone(), error });
             }
         }
         failed
     }
+}
+
+/// An open file whose sync at unmount failed: its last writes may be lost.
+pub struct Unsynced {
+    pub ino: u64,
+    /// The path it was opened under (for the journal; log lines name the inode).
+    pub path: paths::VolPath,
+    pub error: Errno,
 }
