@@ -14,9 +14,21 @@
  * FIFO PATH (the benchmark samples the daemon's VmRSS meanwhile). The time
  * spent holding is excluded from the timings.
  *
- * After the timed part it checks every file's size with stat and, with
- * --verify (default on), reads back the first and the last file and
- * compares every byte (each frame carries its file and frame number).
+ * With --wav (item g) the files are named call-NNNNNN.wav and each starts
+ * with a 44-byte WAV header written right after open: RIFF/WAVE, a fmt chunk
+ * of WAVE_FORMAT_MULAW (7), 2 channels, 8000 Hz, block_align 2, 8 bits, and
+ * RIFF and data sizes 0xFFFFFFFF as a streaming recorder writes them (the data
+ * runs to the end of the file). The frames follow unchanged: a 320-byte frame
+ * is 160 stereo µ-law samples, 20 ms. "writes" and the rates count the frame
+ * writes only (the header write is part of the open phase); "bytes" is the
+ * frame bytes. "audio_stream_seconds" is files x 2 channels x frames x
+ * (FRAME / 16000) s, i.e. the 8 kHz mono streams' total length.
+ * Without --wav the files are call-NNNNNN.raw with no header (item c).
+ *
+ * After the timed part it checks every file's size with stat (frames plus the
+ * header with --wav) and, with --verify (default on), reads back the first
+ * and the last file and compares every byte (the header, then every frame:
+ * each frame carries its file and frame number).
  *
  * Output: one JSON object on stdout. Exit 0 on success, 1 on any I/O error
  * or verification failure (the JSON then carries "error"), 2 on bad usage.
@@ -87,12 +99,42 @@ static int full_write(int fd, const unsigned char *buf, size_t n)
     return 0;
 }
 
+/* Streaming WAV header: G.711 µ-law, stereo, 8 kHz, sizes unknown (0xFFFFFFFF). */
+#define WAV_HEADER_BYTES 44
+#define WAV_CHANNELS 2
+#define WAV_RATE 8000
+
+static void put16(unsigned char *p, uint16_t v) { p[0] = v & 0xff; p[1] = v >> 8; }
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = v & 0xff; p[1] = (v >> 8) & 0xff; p[2] = (v >> 16) & 0xff; p[3] = v >> 24;
+}
+
+static void wav_header(unsigned char h[WAV_HEADER_BYTES])
+{
+    memcpy(h, "RIFF", 4);
+    put32(h + 4, 0xFFFFFFFFu);               /* RIFF size: streaming */
+    memcpy(h + 8, "WAVE", 4);
+    memcpy(h + 12, "fmt ", 4);
+    put32(h + 16, 16);                       /* fmt chunk size */
+    put16(h + 20, 7);                        /* WAVE_FORMAT_MULAW */
+    put16(h + 22, WAV_CHANNELS);
+    put32(h + 24, WAV_RATE);
+    put32(h + 28, WAV_RATE * WAV_CHANNELS);  /* byte rate: 1 byte per sample */
+    put16(h + 32, WAV_CHANNELS);             /* block align */
+    put16(h + 34, 8);                        /* bits per sample */
+    memcpy(h + 36, "data", 4);
+    put32(h + 40, 0xFFFFFFFFu);              /* data size: streaming */
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: recorder_load DIR [--files N] [--frame BYTES] [--size BYTES]\n"
-            "                     [--hold-fifo PATH] [--no-verify]\n"
-            "defaults: --files 1000 --frame 320 --size 327680 (320 KiB)\n");
+            "                     [--hold-fifo PATH] [--no-verify] [--wav]\n"
+            "defaults: --files 1000 --frame 320 --size 327680 (320 KiB)\n"
+            "--size is the frame bytes per file; --wav adds a 44-byte WAV header\n"
+            "(with --wav, --frame must be a multiple of 2)\n");
     exit(2);
 }
 
@@ -100,7 +142,7 @@ int main(int argc, char **argv)
 {
     const char *dir = NULL, *hold_fifo = NULL;
     long nfiles = 1000, frame = 320, size = 320 * 1024;
-    int verify = 1;
+    int verify = 1, wav = 0;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--files") && i + 1 < argc) nfiles = atol(argv[++i]);
@@ -108,12 +150,18 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atol(argv[++i]);
         else if (!strcmp(argv[i], "--hold-fifo") && i + 1 < argc) hold_fifo = argv[++i];
         else if (!strcmp(argv[i], "--no-verify")) verify = 0;
+        else if (!strcmp(argv[i], "--wav")) wav = 1;
         else if (argv[i][0] == '-') usage();
         else if (!dir) dir = argv[i];
         else usage();
     }
     if (!dir || nfiles < 1 || frame < 1 || size < frame || size % frame) usage();
+    if (wav && frame % WAV_CHANNELS) usage();
     long rounds = size / frame;
+    const char *ext = wav ? "wav" : "raw";
+    long header = wav ? WAV_HEADER_BYTES : 0;
+    unsigned char hdr[WAV_HEADER_BYTES];
+    wav_header(hdr);
 
     /* 1,000 files plus stdio need more than some default soft limits. */
     struct rlimit rl;
@@ -130,9 +178,11 @@ int main(int argc, char **argv)
     double hold_s = 0;
     double t0 = now();
     for (long f = 0; f < nfiles; f++) {
-        snprintf(path, sizeof path, "%s/call-%06ld.raw", dir, f);
+        snprintf(path, sizeof path, "%s/call-%06ld.%s", dir, f, ext);
         fds[f] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0644);
         if (fds[f] < 0) die_json("open %s: %s (after %ld files)", path, strerror(errno), f);
+        if (wav && full_write(fds[f], hdr, WAV_HEADER_BYTES) < 0)
+            die_json("write WAV header of file %ld: %s", f, strerror(errno));
     }
     double t_opened = now();
 
@@ -169,20 +219,35 @@ int main(int argc, char **argv)
     long bad_sizes = 0, first_bad = -1;
     for (long f = 0; f < nfiles; f++) {
         struct stat st;
-        snprintf(path, sizeof path, "%s/call-%06ld.raw", dir, f);
-        if (stat(path, &st) < 0 || st.st_size != size) {
+        snprintf(path, sizeof path, "%s/call-%06ld.%s", dir, f, ext);
+        if (stat(path, &st) < 0 || st.st_size != size + header) {
             if (first_bad < 0) first_bad = f;
             bad_sizes++;
         }
     }
-    long bad_frames = 0;
+    long bad_frames = 0, bad_headers = 0;
     if (verify) {
         unsigned char *rb = malloc((size_t)frame);
+        if (!rb) die_json("out of memory");
         long check[2] = {0, nfiles - 1};
         for (int k = 0; k < (nfiles > 1 ? 2 : 1); k++) {
-            snprintf(path, sizeof path, "%s/call-%06ld.raw", dir, check[k]);
+            snprintf(path, sizeof path, "%s/call-%06ld.%s", dir, check[k], ext);
             int fd = open(path, O_RDONLY | O_CLOEXEC);
             if (fd < 0) die_json("verify open %s: %s", path, strerror(errno));
+            if (wav) {
+                unsigned char rh[WAV_HEADER_BYTES];
+                ssize_t got = 0;
+                while (got < WAV_HEADER_BYTES) {
+                    ssize_t n = read(fd, rh + got, (size_t)(WAV_HEADER_BYTES - got));
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n <= 0) break;
+                    got += n;
+                }
+                if (got != WAV_HEADER_BYTES || memcmp(rh, hdr, WAV_HEADER_BYTES)) bad_headers++;
+                /* frames are compared from byte 44 on, whatever the header read gave */
+                if (lseek(fd, WAV_HEADER_BYTES, SEEK_SET) < 0)
+                    die_json("verify lseek %s: %s", path, strerror(errno));
+            }
             for (long r = 0; r < rounds; r++) {
                 ssize_t got = 0;
                 while (got < frame) {
@@ -204,21 +269,30 @@ int main(int argc, char **argv)
     double elapsed = (t_closed - t0) - hold_s;
     double write_s = (t_written - t_opened) - hold_s;
     double cpu_user = tv(ru.ru_utime), cpu_sys = tv(ru.ru_stime);
+    char wavjson[160] = "";
+    if (wav)
+        snprintf(wavjson, sizeof wavjson,
+                 ", \"header_bytes\": %d, \"channels\": %d, \"sample_rate\": %d, "
+                 "\"audio_stream_seconds\": %.3f, \"bad_headers\": %ld",
+                 WAV_HEADER_BYTES, WAV_CHANNELS, WAV_RATE,
+                 (double)nfiles * WAV_CHANNELS * rounds * ((double)frame / (WAV_CHANNELS * WAV_RATE)),
+                 bad_headers);
     printf("{\"files\": %ld, \"frame_bytes\": %ld, \"bytes_per_file\": %ld, "
            "\"writes\": %ld, \"bytes\": %.0f, "
            "\"elapsed_s\": %.6f, \"open_s\": %.6f, \"write_s\": %.6f, \"close_s\": %.6f, "
            "\"hold_s\": %.6f, \"writes_per_s\": %.1f, \"bytes_per_s\": %.1f, "
            "\"streams_16kBps\": %.1f, \"cpu_user_s\": %.3f, \"cpu_sys_s\": %.3f, "
            "\"cpu_s\": %.3f, \"bad_sizes\": %ld, \"first_bad_size_file\": %ld, "
-           "\"verified_files\": %d, \"bad_frames\": %ld}\n",
+           "\"verified_files\": %d, \"bad_frames\": %ld, \"wav\": %s%s}\n",
            nfiles, frame, size, writes, bytes,
            elapsed, t_opened - t0, write_s, t_closed - t_written,
            hold_s, writes / elapsed, bytes / elapsed,
            bytes / elapsed / 16000.0, cpu_user, cpu_sys, cpu_user + cpu_sys,
-           bad_sizes, first_bad, verify ? (nfiles > 1 ? 2 : 1) : 0, bad_frames);
-    if (bad_sizes || bad_frames) {
-        fprintf(stderr, "recorder_load: verification failed: %ld files with wrong size, %ld bad frames\n",
-                bad_sizes, bad_frames);
+           bad_sizes, first_bad, verify ? (nfiles > 1 ? 2 : 1) : 0, bad_frames,
+           wav ? "true" : "false", wavjson);
+    if (bad_sizes || bad_frames || bad_headers) {
+        fprintf(stderr, "recorder_load: verification failed: %ld files with wrong size, %ld bad frames, "
+                "%ld bad WAV headers\n", bad_sizes, bad_frames, bad_headers);
         return 1;
     }
     return 0;

@@ -36,6 +36,14 @@ ROWS = [
     ("e_open_per_s", "e. open+close, journal on", "opens/s", "higher", False),
     ("e_open_per_s_journal_off", "e. open+close, journal off", "opens/s", "higher", False),
     ("f_rss_MiB", "f. daemon RSS, files open", "MiB", "lower", True),
+    # item g: callvault only (plain and gocryptfs cells are n/a)
+    ("g_writes_per_s_nodtmf", "g. WAV recorder, no masking", "writes/s", "higher", False),
+    ("g_writes_per_s_dtmf", "g. WAV recorder, DTMF masking", "writes/s", "higher", False),
+    ("g_daemon_cpu_s_nodtmf", "g. daemon CPU, no masking", "s", "lower", True),
+    ("g_daemon_cpu_s_dtmf", "g. daemon CPU, DTMF masking", "s", "lower", True),
+    ("g_daemon_cpu_ms_per_stream_minute", "g. CPU per 8 kHz stream-minute, DTMF", "ms", "lower", True),
+    ("g_streams_per_core", "g. 8 kHz streams per core, DTMF", "streams", "higher", True),
+    ("g_dtmf_cpu_ratio", "g. daemon CPU DTMF/none, same run", "ratio", "lower", True),
 ]
 # Also kept in the JSON (statistics), not printed.
 EXTRA = [
@@ -45,6 +53,16 @@ EXTRA = [
     ("f_hwm_MiB", "f. daemon peak RSS (VmHWM) while holding", "MiB", "lower", True),
     ("unmount_s", "unmount incl. daemon exit", "s", "lower", True),
     ("b_device_read_MB", "b. MB the disk device delivered during the read (disk backing)", "MB", "lower", False),
+    ("g_dtmf_writes_ratio", "g. writes/s DTMF/none, same run", "ratio", "higher", True),
+    ("g_streams_per_core_nodtmf", "g. 8 kHz streams per core, no masking", "streams", "higher", True),
+    ("g_daemon_cpu_ms_per_stream_minute_nodtmf", "g. CPU per 8 kHz stream-minute, no masking", "ms", "lower", True),
+]
+
+# item g's figures, also gathered per backing under "item_g" in the JSON
+G_SUMMARY = [
+    "g_writes_per_s_dtmf", "g_writes_per_s_nodtmf", "g_daemon_cpu_s_dtmf", "g_daemon_cpu_s_nodtmf",
+    "g_daemon_cpu_ms_per_stream_minute", "g_streams_per_core", "g_dtmf_cpu_ratio", "g_dtmf_writes_ratio",
+    "g_daemon_cpu_ms_per_stream_minute_nodtmf", "g_streams_per_core_nodtmf",
 ]
 
 
@@ -193,6 +211,16 @@ def build(raw_path, meta_path, logdir):
     return meta, rows, records, details, notes, runs, systems, backings
 
 
+def item_g(rows, backing):
+    """Medians of item g's metrics for callvault on one backing (None where missing)."""
+    out = {}
+    for metric in G_SUMMARY:
+        r = next((r for r in rows if r["metric"] == metric and r["backing"] == backing), None)
+        st = r["values"].get("callvault") if r else None
+        out[metric] = st["median"] if st else None
+    return out
+
+
 def render(meta, rows, records, notes, runs, systems, backings, logs):
     out = []
     p = out.append
@@ -210,7 +238,8 @@ def render(meta, rows, records, notes, runs, systems, backings, logs):
     seq_mib = int(meta.get("seq_bytes", 0)) // 1048576
     p(f"sizes: a/b {seq_mib} MiB; c/f {meta.get('rec_files')} files x "
       f"{int(meta.get('rec_bytes_per_file', 0)) // 1024} KiB in {meta.get('rec_frame_bytes')} B writes; "
-      f"d {meta.get('meta_files')} files; e {meta.get('open_files')} files x {meta.get('open_rounds')} opens")
+      f"d {meta.get('meta_files')} files; e {meta.get('open_files')} files x {meta.get('open_rounds')} opens; "
+      f"g as c, with a 44-byte stereo 8 kHz µ-law WAV header, '{meta.get('dtmf_args', '')}' against none")
     p("cells: median [min–max] over runs; ratios are of medians (higher is better for rates,"
       " lower for CPU and memory)")
     p("")
@@ -263,6 +292,24 @@ def render(meta, rows, records, notes, runs, systems, backings, logs):
                 x = ratio(on["values"].get("callvault") if on else None, off["values"].get("callvault") if off else None)
                 if x is not None:
                     p(f"e. callvault journal on/off ({b}): {x:.2f} of the opens/s kept with the journal on")
+    if "callvault" in systems:
+        if meta.get("dtmf_available") == "no":
+            p(f"g. DTMF masking: not available (callvaultd rejected '{meta.get('dtmf_args')}' with exit 2); item g skipped.")
+        else:
+            for b in backings:
+                g = item_g(rows, b)
+                if g.get("g_streams_per_core") is None:
+                    continue
+                line = (f"g. callvault DTMF masking ({b}): {fmt(g['g_daemon_cpu_ms_per_stream_minute'])} ms of daemon CPU "
+                        f"per minute of 8 kHz stream, so one core keeps up with {g['g_streams_per_core']:.0f} "
+                        f"real-time streams")
+                if g.get("g_streams_per_core_nodtmf") is not None:
+                    line += f" ({g['g_streams_per_core_nodtmf']:.0f} without masking)"
+                if g.get("g_dtmf_cpu_ratio") is not None:
+                    line += f"; masking costs {g['g_dtmf_cpu_ratio']:.2f}x the daemon CPU"
+                if g.get("g_dtmf_writes_ratio") is not None:
+                    line += f" and keeps {g['g_dtmf_writes_ratio']:.2f} of the writes/s"
+                p(line + " (medians of same-run ratios)")
     cpu_lines = []
     for metric, what in [("a_daemon_cpu_s_per_GB", "a (sequential)"), ("c_daemon_cpu_s_per_GB", "c (recorder)")]:
         for b in backings:
@@ -353,6 +400,7 @@ def main():
         "details": details,
         "notes": notes,
         "daemon_log": logs,
+        "item_g": {b: item_g(rows, b) for b in backings} if "callvault" in systems else {},
     }
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:

@@ -15,6 +15,7 @@
 #   CALLVAULT_BIN_DIR=DIR               use callvaultd/callvault-keytool from DIR, do not build
 #   CALLVAULTD_EXTRA_ARGS="..."         appended to every callvaultd command line
 #   CALLVAULT_JOURNAL_OFF_ARGS=--no-audit   flags that turn the audit journal off (item e)
+#   CALLVAULT_DTMF_ARGS="--auto-blackout dtmf"  flags that turn DTMF masking on (item g)
 #   BENCH_DISK_DIR=/var/tmp             where disk-backed work directories go
 #   BENCH_TMPFS_SIZE=6G                 size of the tmpfs backing store
 #   BENCH_STEP_TIMEOUT=1800             seconds before one workload step is killed
@@ -34,6 +35,7 @@ BACKINGS=${BENCH_BACKINGS:-tmpfs disk}
 SYSTEMS=${BENCH_SYSTEMS:-plain callvault gocryptfs}
 EXTRA_ARGS=${CALLVAULTD_EXTRA_ARGS:-}
 JOURNAL_OFF_ARGS=${CALLVAULT_JOURNAL_OFF_ARGS---no-audit}
+DTMF_ARGS=${CALLVAULT_DTMF_ARGS---auto-blackout dtmf}
 DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_SIZE=${BENCH_TMPFS_SIZE:-6G}
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1800}
@@ -446,6 +448,47 @@ wl_e() { # open+close of existing files; METRIC name as $1
     log "  e. open+close ($metric): $(jget "$out" 'd["open"]["ops_per_s"]')/s"
 }
 
+wl_g() { # WAV recorder load (item c's sizes, --wav), daemon CPU; VARIANT dtmf or nodtmf as $1
+    local v=$1 dir=$FS_ROOT/wavrec out=$WORK/wav.json err=$WORK/wav.err
+    rm -rf "$dir"; mkdir -p "$dir" || { note "g: mkdir failed"; return 1; }
+    drop_caches
+    local c0 c1 rc
+    c0=$(cpu_ticks "$DPID")
+    timeout "$STEP_TIMEOUT" "$TOOLS/recorder_load" "$dir" --wav --files "$REC_FILES" --frame "$FRAME" \
+        --size "$REC_SIZE" >"$out" 2>"$err" &
+    LOADGEN_PID=$!
+    wait "$LOADGEN_PID"; rc=$?
+    LOADGEN_PID=
+    c1=$(cpu_ticks "$DPID")
+    if [ $rc -ne 0 ]; then
+        note "g ($v): recorder_load --wav exited $rc: $(tail -n 3 "$err" | tr '\n' ' ')"
+        [ -s "$out" ] && detail "g_recorder_load_$v" "$(head -n 1 "$out")"
+        rm -rf "$dir" 2>/dev/null
+        return 1
+    fi
+    detail "g_recorder_load_$v" "$(cat "$out")"
+    local wps secs cpu
+    wps=$(jget "$out" 'd["writes_per_s"]')
+    secs=$(jget "$out" 'd["audio_stream_seconds"]')
+    rec "g_writes_per_s_$v" "$wps"
+    G_WPS[$v]=$wps
+    if [ "$DPID" -gt 0 ]; then
+        cpu=$(calc "($c1 - $c0) / $CLK_TCK")
+        rec "g_daemon_cpu_s_$v" "$cpu"
+        G_CPU[$v]=$cpu
+        if [ "$c1" -gt "$c0" ]; then
+            # real-time 8 kHz mono streams one fully busy core keeps up with
+            local sfx=; [ "$v" = dtmf ] || sfx=_$v
+            rec "g_streams_per_core$sfx" "$(calc "$secs / $cpu")"
+            rec "g_daemon_cpu_ms_per_stream_minute$sfx" "$(calc "$cpu * 1000 / ($secs / 60)")"
+        else
+            note "g ($v): the daemon used no measurable CPU (under 1 tick)"
+        fi
+    fi
+    rm -rf "$dir"
+    log "  g. WAV recorder ($v): $wps writes/s, $secs stream-s, daemon CPU ${cpu:-n/a} s"
+}
+
 # CPU ticks used since a snapshot by processes outside this benchmark: every
 # user-space process that is not this script, one of its children or one of our
 # daemons (kernel threads are left out: writeback and RCU work are mostly ours).
@@ -548,6 +591,7 @@ step() { # NAME FUNCTION [ARGS...]: run one workload, survive its failure, measu
     echo "disk_dir=$DISK_BASE"
     echo "callvaultd_extra_args=$EXTRA_ARGS"
     echo "journal_off_args=$JOURNAL_OFF_ARGS"
+    echo "dtmf_args=$DTMF_ARGS"
     echo "kernel=$(uname -r)"
     echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "cpus=$(nproc)"
@@ -569,6 +613,8 @@ step() { # NAME FUNCTION [ARGS...]: run one workload, survive its failure, measu
 
 # ---------------------------------------------------------------- the runs
 JOURNAL_OFF=unknown   # becomes "yes" or "no" at the first callvault run
+DTMF=unknown          # likewise for item g's DTMF masking
+declare -A G_WPS G_CPU
 log "work dir $WORK; runs=$RUNS quick=$QUICK backings=[$BACKINGS] systems=[$SYSTEMS]"
 log "sizes: sequential $SEQ_MIB MiB, recorder $REC_FILES files x $REC_SIZE B in $FRAME B writes, metadata $META_FILES files, open $OPEN_FILES x $OPEN_ROUNDS"
 for ((RUN = 1; RUN <= RUNS; RUN++)); do
@@ -607,12 +653,47 @@ for ((RUN = 1; RUN <= RUNS; RUN++)); do
                 fi
                 MOUNT_ARGS=()
             fi
+            if [ "$SYSTEM" = callvault ] && [ "$DTMF" != no ]; then
+                # Item g: the WAV recorder load with DTMF masking on and on a plain
+                # mount, both in this run, so their ratio compares like with like.
+                # Odd runs mask first (run 1 so, to learn whether the flag
+                # exists before anything is measured), even runs the other way.
+                G_WPS=(); G_CPU=()
+                if [ $((RUN % 2)) -eq 1 ]; then order="dtmf nodtmf"; else order="nodtmf dtmf"; fi
+                for v in $order; do
+                    # shellcheck disable=SC2206 # split the flags on purpose
+                    if [ "$v" = dtmf ]; then MOUNT_ARGS=($DTMF_ARGS); else MOUNT_ARGS=(); fi
+                    mount_fs "${MOUNT_ARGS[@]}"; rc=$?
+                    if [ $rc -eq 2 ] && [ "$v" = dtmf ]; then
+                        DTMF=no
+                        note "g: callvaultd rejects '$DTMF_ARGS' (exit 2, an older binary): item g skipped"
+                        break
+                    elif [ $rc -ne 0 ]; then
+                        note "g ($v): callvaultd failed to mount (exit $rc)"
+                        continue
+                    fi
+                    [ "$v" = dtmf ] && DTMF=yes
+                    step "g-$v" wl_g "$v"
+                    unmount_fs
+                done
+                if [ -n "${G_WPS[dtmf]:-}" ] && [ -n "${G_WPS[nodtmf]:-}" ]; then
+                    rec g_dtmf_writes_ratio "$(calc "${G_WPS[dtmf]} / ${G_WPS[nodtmf]}")"
+                fi
+                if [ -n "${G_CPU[dtmf]:-}" ] && [ -n "${G_CPU[nodtmf]:-}" ] \
+                    && awk "BEGIN { exit !(${G_CPU[nodtmf]} > 0) }"; then
+                    rec g_dtmf_cpu_ratio "$(calc "${G_CPU[dtmf]} / ${G_CPU[nodtmf]}")"
+                fi
+                MOUNT_ARGS=()
+            fi
             rm -rf --one-file-system "$BACKDIR"
         done
     done
 done
-echo "journal_off_available=$JOURNAL_OFF" >>"$META"
-echo "duration_s=$(($(date +%s) - START_EPOCH))" >>"$META"
+{
+    echo "journal_off_available=$JOURNAL_OFF"
+    echo "dtmf_available=$DTMF"
+    echo "duration_s=$(($(date +%s) - START_EPOCH))"
+} >>"$META"
 
 # ---------------------------------------------------------------- report
 mkdir -p "$BENCH_DIR/results"
