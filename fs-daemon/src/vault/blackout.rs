@@ -99,6 +99,8 @@ struct Period {
     /// that header says the RIFF form ends.
     layout: Option<Layout>,
     form_end: Option<u64>,
+    /// A write below this offset may change the layout: it is read again.
+    header_end: u64,
     alerted: bool,
 }
 
@@ -115,6 +117,7 @@ impl Period {
             silenced: RangeSet::with_max_ranges(MAX_RANGES),
             layout: None,
             form_end: None,
+            header_end: 0,
             alerted: false,
         }
     }
@@ -597,22 +600,24 @@ impl Vault {
     /// hang-up gives the final sizes), kept otherwise.
     fn layout_for(&self, p: &mut Period, file: &OpenFile, off: u64, data: &[u8]) -> Result<Layout, Errno> {
         let file_end = file.size().max(off + data.len() as u64);
-        let header_end = match &p.layout {
-            Some(Layout::Wav(w)) => w.data_start,
-            _ => wav::MAX_HEADER_SCAN as u64,
-        };
         if let Some(l) = &p.layout
-            && off >= header_end
+            && off >= p.header_end
         {
             return Ok(outgrown(l, p.form_end, file_end));
         }
         let prefix = header_as_written(file, off, data)?;
-        let layout = match wav::probe(&prefix) {
+        let (layout, header_end) = match wav::probe(&prefix) {
+            // Not RIFF/WAVE: only its first 12 bytes could make it one.
             // Headerless telephony audio is known by its name.
-            Probe::NotWav => raw::layout_by_name(&p.path.text).map_or(Layout::Opaque { keep_below: 0 }, Layout::Wav),
-            probe => Layout::from_probe(&probe),
+            Probe::NotWav => match raw::layout_by_name(&p.path.text) {
+                Some(w) => (Layout::Wav(w), 0),
+                None => (Layout::Opaque { keep_below: 0 }, 12),
+            },
+            Probe::Wav(w) => (Layout::Wav(w), w.data_start),
+            probe => (Layout::from_probe(&probe), wav::MAX_HEADER_SCAN as u64),
         };
         p.form_end = wav::form_end(&prefix);
+        p.header_end = header_end;
         p.layout = Some(layout.clone());
         Ok(outgrown(&layout, p.form_end, file_end))
     }

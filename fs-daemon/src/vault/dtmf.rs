@@ -222,7 +222,7 @@ impl Stream {
         let out: Vec<Range<u64>> = self
             .masked
             .iter()
-            .filter(|r| r.end > self.recorded_to && (r.end < limit || all))
+            .filter(|r| r.end > self.recorded_to && r.end < limit)
             .map(|r| r.start.max(self.recorded_to)..r.end)
             .collect();
         if let Some(last) = out.last() {
