@@ -11,8 +11,9 @@ use std::path::PathBuf;
 pub enum Error {
     /// An I/O error on a named path.
     Io { path: PathBuf, source: io::Error },
-    /// No keyslot opened with the given passphrase or keyfile.
-    WrongPassphrase,
+    /// No keyslot opened with the given passphrase or keyfile (`label`: the
+    /// slot that was tried, when one was named).
+    WrongPassphrase { label: Option<String> },
     /// The directory does not hold a callvault volume header.
     NotAVolume { path: PathBuf },
     /// The header was written by a newer format version.
@@ -57,6 +58,34 @@ pub enum Error {
     KdfBudgetExceeded { slot: usize, total: u64, budget: u64 },
     /// A passphrase or key file is longer than the limit for secret files.
     SecretFileTooLarge { path: PathBuf, limit: usize },
+    /// No keyslot has this label.
+    UnknownLabel { label: String, known: Vec<String> },
+    /// An operator ID that cannot be a slot label.
+    InvalidLabel { label: String, why: String },
+    /// Another slot already has this label.
+    DuplicateLabel { label: String },
+    /// Removing this slot would leave nothing that unlocks the volume.
+    LastSlot { label: String },
+    /// The slot opened, but the volume is under dual control.
+    DualControlRequired { threshold: u8, labels: Vec<String> },
+    /// Fewer operators than the dual-control threshold gave their secrets.
+    NotEnoughOperators { given: Vec<String>, threshold: u8, labels: Vec<String> },
+    /// A dual-control change that cannot be made as asked.
+    DualControlOperators { what: String },
+    /// The slot was created with --no-self-change.
+    SelfChangeForbidden { label: String },
+    /// The new passphrase is one of the slot's last `kept`.
+    PassphraseReused { label: String, kept: usize },
+    /// A new passphrase breaks a rule (names the rule).
+    PassphraseRule(crate::passrules::PassphraseRule),
+    /// A keyfile could not be used.
+    Keyfile(crate::keyfiles::KeyfileError),
+    /// A key rotation was begun and not finished.
+    RotationInProgress,
+    /// A header backup from before the volume's latest key rotation.
+    BackupTooOld { backup: u32, current: u32 },
+    /// A header backup of another volume.
+    BackupOfOtherVolume,
 }
 
 impl Error {
@@ -70,7 +99,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::WrongPassphrase => write!(f, "wrong passphrase or keyfile"),
+            Error::WrongPassphrase { label: None } => write!(f, "wrong passphrase or keyfile"),
+            Error::WrongPassphrase { label: Some(l) } => write!(f, "wrong passphrase or keyfile for operator {l}"),
             Error::NotAVolume { path } => write!(
                 f,
                 "{} is not a callvault volume (no callvault.header)\n\
@@ -144,6 +174,56 @@ impl fmt::Display for Error {
                  {budget} allowed for one unlock attempt; no key derivation was run\n\
                  hint: remove a keyslot or recreate slots with a lower --kdf-time"
             ),
+            Error::UnknownLabel { label, known } => {
+                write!(f, "no keyslot is labelled {label:?}\nhint: this volume's operators are: {}", known.join(", "))
+            }
+            Error::InvalidLabel { label, why } => write!(f, "operator ID {label:?} cannot label a keyslot: {why}"),
+            Error::DuplicateLabel { label } => {
+                write!(f, "a keyslot labelled {label:?} already exists; operator IDs are unique within a volume")
+            }
+            Error::LastSlot { label } => write!(
+                f,
+                "refusing to remove {label}: it is the last keyslot that can unlock this volume\n\
+                 hint: add another operator's slot first"
+            ),
+            Error::DualControlRequired { threshold, labels } => write!(
+                f,
+                "this volume is under dual control: {threshold} of {} must each give their secret\n\
+                 hint: pass --passphrase-file LABEL=FILE (or --keyfile LABEL=FILE) once per operator",
+                labels.join(", ")
+            ),
+            Error::NotEnoughOperators { given, threshold, labels } => write!(
+                f,
+                "dual control: {} of the {threshold} operators needed gave their secret ({}); the volume needs {threshold} of {}",
+                given.len(),
+                if given.is_empty() { "none".to_string() } else { given.join(", ") },
+                labels.join(", ")
+            ),
+            Error::DualControlOperators { what } => write!(f, "dual control: {what}"),
+            Error::SelfChangeForbidden { label } => write!(
+                f,
+                "passphrase changes for {label} are reserved to an administrator\n\
+                 hint: another operator runs `callvault-keytool slot reset VOLUME --label {label}`"
+            ),
+            Error::PassphraseReused { label, kept } => write!(
+                f,
+                "passphrase refused (rule: history): it is one of the last {kept} passphrases of {label}"
+            ),
+            Error::PassphraseRule(r) => write!(f, "{r}"),
+            Error::Keyfile(e) => write!(f, "{e}"),
+            Error::RotationInProgress => write!(
+                f,
+                "a key rotation of this volume is in progress\n\
+                 hint: run `callvault-keytool rotate-key VOLUME` again to finish it"
+            ),
+            Error::BackupTooOld { backup, current } => write!(
+                f,
+                "this header backup is from key generation {backup}, before the volume's key rotation to generation {current}: \
+                 its key decrypts nothing in the volume any more; refusing to restore it"
+            ),
+            Error::BackupOfOtherVolume => {
+                write!(f, "this header backup belongs to another volume (its volume ID differs); refusing to restore it")
+            }
         }
     }
 }
@@ -152,6 +232,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::PassphraseRule(e) => Some(e),
+            Error::Keyfile(e) => Some(e),
             _ => None,
         }
     }

@@ -48,11 +48,24 @@ pub const AUDIT_ROLLED_BACK: u8 = 25;
 /// `blackout`: a path is not on a mounted callvault volume, so no blackout
 /// can hold there (nothing was changed on it).
 pub const NOT_ON_VOLUME: u8 = 26;
+/// A new passphrase breaks a rule (length, letters and digits, strength,
+/// operator ID) or is one of the slot's last four; the message names the rule.
+pub const PASSPHRASE_RULE: u8 = 27;
+/// A key change was refused as asked: an unknown or duplicate operator ID,
+/// the last slot, a passphrase change reserved to an administrator, a
+/// dual-control constraint, or a header backup that must not be restored.
+pub const KEY_CHANGE_REFUSED: u8 = 28;
+/// The volume is under dual control and fewer operators than its threshold
+/// gave their secrets.
+pub const MORE_OPERATORS_NEEDED: u8 = 29;
+/// A key rotation is in progress: `callvault-keytool rotate-key` finishes it
+/// (the daemon refuses to mount meanwhile).
+pub const ROTATION_IN_PROGRESS: u8 = 30;
 
 /// The exit code for a library error.
 pub fn for_error(e: &Error) -> u8 {
     match e {
-        Error::WrongPassphrase => WRONG_PASSPHRASE,
+        Error::WrongPassphrase { .. } => WRONG_PASSPHRASE,
         Error::NotAVolume { .. } => NOT_A_VOLUME,
         Error::FormatTooNew { .. } | Error::UnknownFeatures { .. } => UNSUPPORTED_FORMAT,
         Error::HeaderDamaged { .. } | Error::HeaderTampered { .. } => DAMAGED_HEADER,
@@ -60,6 +73,18 @@ pub fn for_error(e: &Error) -> u8 {
         Error::VolumeExists { .. } | Error::DirectoryNotEmpty { .. } => VOLUME_EXISTS,
         Error::EmptyPassphrase => PASSPHRASE_SOURCE,
         Error::Audit(_) => AUDIT_UNAVAILABLE,
+        Error::PassphraseRule(_) | Error::PassphraseReused { .. } => PASSPHRASE_RULE,
+        Error::UnknownLabel { .. }
+        | Error::InvalidLabel { .. }
+        | Error::DuplicateLabel { .. }
+        | Error::LastSlot { .. }
+        | Error::SelfChangeForbidden { .. }
+        | Error::DualControlOperators { .. }
+        | Error::BackupTooOld { .. }
+        | Error::BackupOfOtherVolume => KEY_CHANGE_REFUSED,
+        Error::DualControlRequired { .. } | Error::NotEnoughOperators { .. } => MORE_OPERATORS_NEEDED,
+        Error::RotationInProgress => ROTATION_IN_PROGRESS,
+        Error::Keyfile(_) => PASSPHRASE_SOURCE,
         _ => FAILURE,
     }
 }

@@ -20,7 +20,8 @@ use crate::audio::silence::{Layout, silence};
 use crate::audio::wav::{MAX_HEADER_SCAN, Probe, probe};
 use crate::audio::{self, Encoding};
 use crate::fileheader::{self, FileHeader};
-use crate::header::{self, VolumeHeader};
+use crate::header::v1::{self, V1Header};
+use crate::header::{self, Credentials, NewSlot, VolumeHeader};
 use crate::journal::{self, AuditorKey, Filter, Format, Lines, Record, Tail};
 use crate::keys::{LABEL_FILE_HEADER_MAC, LABEL_LINK_TARGETS, LABEL_NAMES, derive32, derive64};
 use crate::names::{self, BackingName, EntryKind};
@@ -67,34 +68,51 @@ fn master() -> MasterKey {
     MasterKey::from_bytes(bytes)
 }
 
-/// The volume header: `VolumeHeader::decode`. What it accepts re-encodes to
-/// the same bytes, except where docs/FORMAT.md says the reader ignores them
-/// (keyslot byte 3, keyslot bytes 212..256, label bytes after the first
-/// NUL), and decodes back to the same header.
+/// The volume header: `header::decode`, either version. What a format-1
+/// decode accepts re-encodes to the same bytes, except where docs/FORMAT.md
+/// says the reader ignores them (keyslot byte 3, keyslot bytes 212..256,
+/// label bytes after the first NUL); format 2 ignores nothing, so an
+/// accepted format-2 header re-encodes to exactly its bytes. Both decode
+/// back to the same header.
 pub fn volume_header(data: &[u8]) {
     let path = Path::new("fuzz/callvault.header");
-    let Ok(h) = VolumeHeader::decode(data, path) else {
-        return;
-    };
     let m = master();
-    let _ = h.verify_mac(&m, path);
+    match header::decode(data, path) {
+        Err(_) => {}
+        Ok(header::AnyHeader::V1(h)) => volume_header_v1(data, &h, &m, path),
+        Ok(header::AnyHeader::V2(h)) => {
+            let _ = h.verify_mac(&m, path);
+            let _ = (h.active_slots(), h.labels(), h.rotating());
+            let encoded = h.encode(&m);
+            assert_eq!(encoded[..header::HEADER_LEN - 32], data[..header::HEADER_LEN - 32], "an accepted format-2 header re-encodes differently");
+            let Ok(header::AnyHeader::V2(again)) = header::decode(&encoded, path) else {
+                panic!("an encoded format-2 header does not decode");
+            };
+            assert!(again.verify_mac(&m, path).is_ok());
+            assert_eq!(again.slots, h.slots);
+        }
+    }
+}
+
+fn volume_header_v1(data: &[u8], h: &V1Header, m: &MasterKey, path: &Path) {
+    let _ = h.verify_mac(m, path);
     let _ = h.active_slots();
-    let encoded = h.encode(&m);
-    let body = header::HEADER_LEN - 32;
+    let encoded = h.encode(m);
+    let body = v1::HEADER_LEN - 32;
     let ignored = |at: usize| {
         let Some(off) = at.checked_sub(64).filter(|&o| o < body - 64) else {
             return false;
         };
-        let (slot, i) = (off / header::KEYSLOT_LEN, off % header::KEYSLOT_LEN);
-        let label = &data[64 + slot * header::KEYSLOT_LEN + 140..][..header::LABEL_LEN];
-        let label_end = 140 + label.iter().position(|&c| c == 0).unwrap_or(header::LABEL_LEN);
-        i == 3 || i >= 212 || (label_end..140 + header::LABEL_LEN).contains(&i)
+        let (slot, i) = (off / v1::KEYSLOT_LEN, off % v1::KEYSLOT_LEN);
+        let label = &data[64 + slot * v1::KEYSLOT_LEN + 140..][..v1::LABEL_LEN];
+        let label_end = 140 + label.iter().position(|&c| c == 0).unwrap_or(v1::LABEL_LEN);
+        i == 3 || i >= 212 || (label_end..140 + v1::LABEL_LEN).contains(&i)
     };
     for at in 0..body {
         assert!(encoded[at] == data[at] || ignored(at), "byte {at} of an accepted header is lost when re-encoded");
     }
-    let again = VolumeHeader::decode(&encoded, path).expect("an encoded header decodes");
-    assert!(again.verify_mac(&m, path).is_ok());
+    let again = V1Header::decode(&encoded, path).expect("an encoded header decodes");
+    assert!(again.verify_mac(m, path).is_ok());
     assert_eq!(again.slots, h.slots);
     assert_eq!((again.version, again.volume_id, again.created), (h.version, h.volume_id, h.created));
 }
@@ -511,10 +529,23 @@ pub fn seeds(scratch: &Path) -> Result<Vec<Input>, Box<dyn std::error::Error>> {
     let m = master();
 
     // Volume headers: one slot, then two with labels (the cheapest KDF).
-    let mut h = VolumeHeader::new(1_700_000_000)?;
+    let mut h = V1Header::new(1_700_000_000)?;
     h.add_passphrase_slot(&m, b"correct horse battery 9", KdfParams::calibrate(1, Duration::ZERO)?, "operator-1", 1)?;
     out.push(("volume_header", h.encode(&m)));
     h.add_passphrase_slot(&m, b"second", KdfParams::calibrate(2, Duration::ZERO)?, "caf\u{e9} \u{1F4DE}", 2)?;
+    out.push(("volume_header", h.encode(&m)));
+    // Format 2: one slot; three with history, a flag and dual control.
+    let kdf = KdfParams::calibrate(1, Duration::ZERO)?;
+    let creds = |p: &str| {
+        Credentials::passphrase(crate::secret::Passphrase::new(p.as_bytes().to_vec())).ok_or("empty passphrase")
+    };
+    let mut h = VolumeHeader::new(1_700_000_000)?;
+    let (a, b, c) = (creds("correct horse battery 9")?, creds("second operator 22")?, creds("third operator 333")?);
+    h.add_slot(&m, NewSlot { label: "operator-1", creds: &a, kdf, no_self_change: false }, 1)?;
+    out.push(("volume_header", h.encode(&m)));
+    h.add_slot(&m, NewSlot { label: "operator-2", creds: &b, kdf, no_self_change: true }, 2)?;
+    h.add_slot(&m, NewSlot { label: "operator-3", creds: &c, kdf, no_self_change: false }, 3)?;
+    h.enable_dual_control(&m, 2, &["operator-1".into(), "operator-2".into(), "operator-3".into()])?;
     out.push(("volume_header", h.encode(&m)));
 
     // File headers: one slot, and both slots with the newer one second.

@@ -65,6 +65,12 @@ impl VolumeKeys {
         }
     }
 
+    /// The master key, for re-MACing and resealing the volume header after a
+    /// key change; nothing else uses it directly.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
     /// The AES-256-XTS key pair of the file with this ID.
     pub fn file_key(&self, file_id: &[u8; 16]) -> Key64 {
         derive64(&self.master, LABEL_FILE_CONTENTS, file_id)

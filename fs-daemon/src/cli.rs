@@ -23,11 +23,21 @@ pub struct Args {
     pub volume: PathBuf,
     /// Where to mount the decrypted view.
     pub mountpoint: PathBuf,
-    /// Read the passphrase from this file (one trailing newline is ignored).
-    /// Without it: $CREDENTIALS_DIRECTORY/callvault-passphrase under systemd,
-    /// else a prompt on the terminal.
-    #[arg(long, value_name = "FILE")]
-    pub passphrase_file: Option<PathBuf>,
+    /// Read a passphrase from this file (one trailing newline is ignored).
+    /// `LABEL=FILE` names the operator's slot; repeat it once per operator
+    /// under dual control. Without it or --keyfile:
+    /// $CREDENTIALS_DIRECTORY/callvault-passphrase and callvault-keyfile under
+    /// systemd, else a prompt on the terminal (each operator in turn).
+    #[arg(long = "passphrase-file", value_name = "[LABEL=]FILE")]
+    pub passphrase_files: Vec<String>,
+    /// A keyfile (repeatable; several combine in any order). `LABEL=FILE`
+    /// gives it to that operator.
+    #[arg(long = "keyfile", value_name = "[LABEL=]FILE")]
+    pub keyfiles: Vec<String>,
+    /// The operator ID of the slot to try (default: every slot of the kind
+    /// the factors given open).
+    #[arg(long, value_name = "ID")]
+    pub label: Option<String>,
     /// Access policy (TOML): who may list, read, create, write, delete, ...
     /// what. Anything not granted is denied, root included. SIGHUP re-reads it.
     #[arg(long, value_name = "FILE", required_unless_present = "allow_all")]

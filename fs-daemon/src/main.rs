@@ -9,6 +9,7 @@ mod run;
 mod sys;
 mod sys_handles;
 mod triggers;
+mod unlock;
 mod vault;
 
 use std::process::ExitCode;

@@ -11,7 +11,6 @@ use std::time::Duration;
 use callvault::exitcode;
 use callvault::journal::{Actor, Detail, Event, EventKind, Journal, JournalOptions, Outcome, SyslogOptions};
 use callvault::policy::Policy;
-use callvault::secret::Passphrase;
 use callvault::volume::{self, VolumePaths};
 use fuser::{Config, MountOption, SessionACL};
 use log::{info, warn};
@@ -39,39 +38,6 @@ impl From<callvault::Error> for Fatal {
     fn from(e: callvault::Error) -> Self {
         Fatal::new(exitcode::for_error(&e), e)
     }
-}
-
-/// Name of the systemd credential holding the passphrase (LoadCredential=).
-pub const CREDENTIAL_NAME: &str = "callvault-passphrase";
-
-fn read_passphrase(args: &Args) -> Result<Passphrase, Fatal> {
-    // Capped at secret::MAX_SECRET_FILE, read into one buffer that never
-    // grows and is wiped on drop; Error::Io and SecretFileTooLarge both
-    // start with the path.
-    let from_file = |p: &Path| -> Result<Passphrase, Fatal> {
-        let pass = Passphrase::read_file(p)
-            .map_err(|e| Fatal::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {e}")))?;
-        if pass.is_empty() {
-            return Err(Fatal::new(exitcode::PASSPHRASE_SOURCE, format!("passphrase file {} is empty", p.display())));
-        }
-        Ok(pass)
-    };
-    if let Some(p) = &args.passphrase_file {
-        return from_file(p);
-    }
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let p = PathBuf::from(dir).join(CREDENTIAL_NAME);
-        if p.exists() {
-            return from_file(&p);
-        }
-    }
-    let typed = rpassword::prompt_password(format!("Passphrase for {}: ", args.volume.display())).map_err(|e| {
-        Fatal::new(
-            exitcode::PASSPHRASE_SOURCE,
-            format!("cannot prompt for the passphrase ({e}); give --passphrase-file FILE"),
-        )
-    })?;
-    Ok(Passphrase::new(typed.into_bytes()))
 }
 
 /// Refuses a mount point that is missing, not a directory, already mounted,
@@ -352,11 +318,16 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         ));
     }
     let paths = VolumePaths::new(&args.volume);
-    volume::read_header(&args.volume)?;
+    let header = volume::read_header(&args.volume)?;
+    if let callvault::header::AnyHeader::V2(h) = &header
+        && h.rotating()
+    {
+        return Err(callvault::Error::RotationInProgress.into());
+    }
     let mountpoint = check_mountpoint(&args.mountpoint, args.nonempty)?;
     let (policy, policy_line) = load_policy(&args)?;
     // Asked before forking: the background child has no terminal.
-    let passphrase = read_passphrase(&args)?;
+    let operators = crate::unlock::read_operators(&args, &header)?;
     let mut notifier = Notifier::default();
     if args.background {
         daemonize(&mut notifier)?;
@@ -386,10 +357,18 @@ pub fn run(args: Args) -> Result<(), Fatal> {
             None => Ok(()),
         }
     };
-    let unlocked = match volume::unlock(&args.volume, passphrase.expose_secret()) {
+    let tried: Vec<String> = operators.iter().filter_map(|o| o.label.clone()).collect();
+    let unlocked = match callvault::unlocking::unlock_throttled(&args.volume, &operators, |delay, failures| {
+        warn!("{failures} failed unlocks in a row on this volume: waiting {} s before trying", delay.as_secs());
+    }) {
         Ok(u) => u,
         Err(e) => {
-            let reason = Detail { reason: Some(e.to_string()), ..Detail::default() };
+            let reason = Detail {
+                reason: Some(e.to_string().lines().next().unwrap_or_default().to_string()),
+                label: tried.first().cloned(),
+                labels: (tried.len() > 1).then(|| tried.clone()),
+                ..Detail::default()
+            };
             record(
                 Event::new(EventKind::UnlockFailed, Actor::current_process())
                     .outcome(Outcome::errno(libc::EACCES))
@@ -398,11 +377,16 @@ pub fn run(args: Args) -> Result<(), Fatal> {
             return Err(e.into());
         }
     };
-    drop(passphrase);
-    record(
-        Event::new(EventKind::Unlock, Actor::current_process())
-            .detail(Detail { slot: Some(unlocked.slot as u32), ..Detail::default() }),
-    )?;
+    drop(operators);
+    for w in &unlocked.warnings {
+        warn!("volume header: {w}");
+    }
+    record(Event::new(EventKind::Unlock, Actor::current_process()).detail(Detail {
+        slot: unlocked.slots.first().map(|&s| s as u32),
+        label: unlocked.labels.first().cloned(),
+        labels: (unlocked.labels.len() > 1).then(|| unlocked.labels.clone()),
+        ..Detail::default()
+    }))?;
     // Sealed at once: an unlock is never left in an unsealed tail that root
     // could cut after a crash.
     if let Some(j) = &journal {
@@ -414,7 +398,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
         info!("{policy_line}");
     }
     record(Event::new(EventKind::PolicyLoad, Actor::current_process()).detail(policy_detail(&policy, &policy_line)))?;
-    info!("volume {} unlocked with keyslot {}", args.volume.display(), unlocked.slot);
+    info!("volume {} unlocked by {}", args.volume.display(), unlocked.labels.join(", "));
 
     let vault = Arc::new(
         Vault::new(

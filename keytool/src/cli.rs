@@ -77,9 +77,18 @@ pub struct InitArgs {
     /// Directory for the new volume (created if missing; must be empty).
     pub volume: PathBuf,
     /// Read the passphrase from this file (one trailing newline is ignored).
-    /// Without it, the passphrase is asked twice on the terminal.
+    /// Without it (and without --keyfile), the passphrase is asked twice on
+    /// the terminal.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// A keyfile for the first slot (repeatable: several combine, in any
+    /// order). With --passphrase-file too, the slot needs both.
+    #[arg(long = "keyfile", value_name = "FILE")]
+    pub keyfiles: Vec<PathBuf>,
+    /// Accept a passphrase that breaks the rules (length, letters and digits,
+    /// strength, operator ID). Recorded in the journal; for tests only.
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
     /// Argon2id memory cost in MiB (default 256; lower only for tests).
     #[arg(long, value_name = "MIB", default_value_t = callvault::kdf::DEFAULT_MEMORY_MIB)]
     pub kdf_memory: u32,
@@ -87,7 +96,8 @@ pub struct InitArgs {
     /// on this machine (0 = a single pass, for tests).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub kdf_time: f64,
-    /// Who the first keyslot belongs to (shown by key listings).
+    /// The operator ID of the first keyslot (letters, digits, . _ @ -;
+    /// unique within the volume).
     #[arg(long, default_value = "initial")]
     pub label: String,
     /// Where to write the auditor's journal verification key (a new file,

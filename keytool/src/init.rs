@@ -7,7 +7,7 @@ use callvault::kdf::{self, KdfParams};
 
 use crate::cli::InitArgs;
 use crate::error::Failure;
-use crate::passphrase;
+use crate::new_secret::{self, NewSecretArgs};
 
 pub fn run(args: &InitArgs) -> Result<(), Failure> {
     if !(1..=kdf::MAX_MEMORY_KIB / 1024).contains(&args.kdf_memory) {
@@ -37,15 +37,13 @@ pub fn run(args: &InitArgs) -> Result<(), Failure> {
             format!("audit key file {} already exists; refusing to overwrite it", key_file.display()),
         ));
     }
-    let pass = match &args.passphrase_file {
-        Some(p) => passphrase::from_file(p)?,
-        None => passphrase::prompt_new()?,
-    };
-    if let Some(why) = passphrase::weakness(pass.expose_secret()) {
-        eprintln!(
-            "callvault-keytool: warning: weak passphrase ({why}); PCI DSS 8.3.6 asks for 12+ characters with letters and digits"
-        );
-    }
+    callvault::header::validate_label(&args.label)?;
+    let secret = new_secret::read(&NewSecretArgs {
+        passphrase_file: args.passphrase_file.as_ref(),
+        keyfiles: &args.keyfiles,
+        allow_weak: args.allow_weak_passphrase,
+        label: &args.label,
+    })?;
     if args.kdf_memory < kdf::DEFAULT_MEMORY_MIB {
         eprintln!(
             "callvault-keytool: warning: --kdf-memory {} MiB is below the {} MiB production minimum; use it for tests only",
@@ -54,17 +52,20 @@ pub fn run(args: &InitArgs) -> Result<(), Failure> {
         );
     }
     let params = KdfParams::calibrate(args.kdf_memory, Duration::from_secs_f64(args.kdf_time))?;
-    callvault::volume::create(&args.volume, pass.expose_secret(), params, &args.label, |_| {
+    callvault::volume::create(&args.volume, &secret.creds, params, &args.label, |_| {
         crate::audit_cmd::init_audit(&args.volume, &key_file).map(drop).map_err(callvault::Error::Audit)
     })?;
-    let created = crate::audit_cmd::key_admin_event("init-volume", Some(0), callvault::journal::Outcome::Ok);
+    let mut created = crate::audit_cmd::key_admin_event("init-volume", Some(0), callvault::journal::Outcome::Ok);
+    created.detail.label = Some(args.label.clone());
+    created.detail.reason = secret.waived.map(|rule| format!("passphrase rule {rule} waived by --allow-weak-passphrase"));
     crate::audit_cmd::record_event(&args.volume, created).map_err(|e| Failure::new(exitcode::AUDIT_UNAVAILABLE, e))?;
     println!(
-        "created volume {} (Argon2id {} MiB x {} passes, keyslot 0 \"{}\")",
+        "created volume {} (Argon2id {} MiB x {} passes, keyslot 0 \"{}\", {})",
         args.volume.display(),
         params.memory_kib / 1024,
         params.time_cost,
-        args.label
+        args.label,
+        secret.creds.kind().name()
     );
     println!(
         "auditor's journal verification key: {} (give it to the auditor and remove it from this machine)",

@@ -40,29 +40,9 @@ pub fn prompt_new() -> Result<Passphrase, Failure> {
     Ok(first)
 }
 
-/// A warning for passphrases below PCI DSS 8.3.6 (12 characters, letters and digits).
-pub fn weakness(p: &[u8]) -> Option<&'static str> {
-    let letters = p.iter().any(u8::is_ascii_alphabetic);
-    let digits = p.iter().any(u8::is_ascii_digit);
-    if p.len() < 12 {
-        Some("shorter than 12 characters")
-    } else if !(letters && digits) {
-        Some("it lacks either letters or digits")
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn weak_passphrases_are_named() {
-        assert!(weakness(b"short1").is_some());
-        assert!(weakness(b"onlyletterslong").is_some());
-        assert!(weakness(b"letters and 42 digits").is_none());
-    }
 
     #[test]
     fn passphrase_files_lose_one_newline_and_empty_ones_fail() {

@@ -274,6 +274,14 @@ pub struct Detail {
     /// Keyslot number a key administration action touched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<u32>,
+    /// Keys: the operator ID of the keyslot an unlock used or tried, or that
+    /// a key administration action changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Keys: every operator who took part (dual control: the K who unlocked;
+    /// `dual-control enable`: the operators named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// Free text for the operator (why an unlock failed, which command ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

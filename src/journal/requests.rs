@@ -7,7 +7,8 @@
 //! 64 KiB, read with that cap), appends it with the uid owning the opened
 //! file as `requested_by_uid`, and then deletes it. A claimed file is never
 //! read again, so a request whose deletion fails is not recorded twice. Only
-//! `audit_read` and `key_admin` events are accepted this way; anything else
+//! `audit_read`, `key_admin`, `unlock` and `unlock_failed` events (a keytool
+//! command unlocking the volume) are accepted this way; anything else
 //! (and symlinks, FIFOs, devices, hard links, oversized files) is renamed to
 //! `*.rejected` and left for the operator.
 //!
@@ -38,7 +39,7 @@ const CLAIMED: &str = ".recording";
 
 /// Kinds a request file may carry.
 pub fn accepted_by_request(kind: EventKind) -> bool {
-    matches!(kind, EventKind::AuditRead | EventKind::KeyAdmin)
+    matches!(kind, EventKind::AuditRead | EventKind::KeyAdmin | EventKind::Unlock | EventKind::UnlockFailed)
 }
 
 /// Queues `ev` for the live writer. Returns the request file's path.

@@ -1,6 +1,7 @@
-//! The volume header: format version, feature flags, keyslots, and a MAC.
+//! Format-1 volume headers: read, unlocked and upgraded, never written by `init`.
 //!
-//! Fixed layout, little-endian (worked sizes in docs/FORMAT.md):
+//! Made by callvault before labelled keyslots (one passphrase slot per
+//! volume in practice). Fixed layout, little-endian:
 //!
 //! ```text
 //! 0      8  magic "CALLVLT\0"
@@ -16,9 +17,8 @@
 //! 4160  32  HMAC-SHA-256 over bytes 0..4160, key HKDF(master, "callvault v1 volume header mac")
 //! ```
 //!
-//! Each keyslot wraps the same master key under a key-encryption key derived
-//! from that slot's secret, so operators have their own slots and one can be
-//! revoked without re-encrypting data.
+//! Each keyslot wraps the master key directly under a key-encryption key
+//! derived from its passphrase (Argon2id), with AES-256-GCM.
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -32,10 +32,11 @@ use crate::kdf::{self, KdfParams, ParamsProblem};
 use crate::keys::{LABEL_VOLUME_HEADER_MAC, derive32};
 use crate::secret::{MASTER_KEY_LEN, MasterKey};
 
-pub const MAGIC: &[u8; 8] = b"CALLVLT\0";
-/// The format version this build writes and the newest it reads.
+use super::{MAGIC, SlotCost, check_unlock_budget};
+
+/// The version these headers carry.
 pub const FORMAT_VERSION: u16 = 1;
-/// Required feature flags this build understands (none yet).
+/// Required feature flags format 1 knew (none).
 pub const KNOWN_REQUIRED_FEATURES: u32 = 0;
 pub const KEYSLOTS: usize = 16;
 pub const KEYSLOT_LEN: usize = 256;
@@ -45,13 +46,13 @@ const MAC_AT: usize = SLOTS_AT + KEYSLOTS * KEYSLOT_LEN;
 pub const HEADER_LEN: usize = MAC_AT + 32;
 pub const LABEL_LEN: usize = 64;
 
-/// What unlocks a keyslot.
+/// What unlocks a keyslot (format 1 knew only passphrases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotKind {
     Passphrase = 1,
 }
 
-/// One active keyslot.
+/// One active format-1 keyslot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyslot {
     pub kind: SlotKind,
@@ -66,7 +67,7 @@ pub struct Keyslot {
 
 /// The decoded volume header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeHeader {
+pub struct V1Header {
     pub version: u16,
     pub required_features: u32,
     pub optional_features: u32,
@@ -93,10 +94,10 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-impl VolumeHeader {
+impl V1Header {
     /// A header for a new volume with no keyslots yet.
     pub fn new(created: u64) -> Result<Self, Error> {
-        Ok(VolumeHeader {
+        Ok(V1Header {
             version: FORMAT_VERSION,
             required_features: 0,
             optional_features: 0,
@@ -155,7 +156,7 @@ impl VolumeHeader {
         check_unlock_budget(&slots)?;
         let mut mac = [0u8; 32];
         mac.copy_from_slice(&bytes[MAC_AT..HEADER_LEN]);
-        Ok(VolumeHeader {
+        Ok(V1Header {
             version: u16_at(bytes, 8),
             required_features: required,
             optional_features: u32_at(bytes, 16),
@@ -282,14 +283,14 @@ impl VolumeHeader {
             let cipher = Aes256Gcm::new(kek.expose_secret().into());
             let mut buf = Zeroizing::new([0u8; MASTER_KEY_LEN]);
             buf.copy_from_slice(&slot.wrapped[..MASTER_KEY_LEN]);
-            let tag = Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..]).map_err(|_| Error::WrongPassphrase)?;
+            let tag = Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..]).map_err(|_| Error::WrongPassphrase { label: None })?;
             if cipher.decrypt_inout_detached(&Nonce::from(slot.nonce), &aad, buf.as_mut_slice().into(), &tag).is_ok() {
                 let master = MasterKey::copy_from(&buf);
                 self.verify_mac(&master, path)?;
                 return Ok((master, index));
             }
         }
-        Err(Error::WrongPassphrase)
+        Err(Error::WrongPassphrase { label: None })
     }
 
     /// Number of keyslots in use.
@@ -298,19 +299,10 @@ impl VolumeHeader {
     }
 }
 
-/// Refuses slots whose summed Argon2id work exceeds [`kdf::MAX_UNLOCK_WORK`]:
-/// a wrong passphrase tries every active slot. Names the first slot at which
-/// the running total crosses the budget.
-fn check_unlock_budget(slots: &[Option<Keyslot>]) -> Result<(), Error> {
-    let mut total: u64 = 0;
-    for (index, slot) in slots.iter().enumerate() {
-        let Some(slot) = slot else { continue };
-        total = total.saturating_add(slot.kdf.work());
-        if total > kdf::MAX_UNLOCK_WORK {
-            return Err(Error::KdfBudgetExceeded { slot: index, total, budget: kdf::MAX_UNLOCK_WORK });
-        }
+impl SlotCost for Keyslot {
+    fn kdf_params(&self) -> &KdfParams {
+        &self.kdf
     }
-    Ok(())
 }
 
 /// Why one keyslot does not decode.
@@ -403,7 +395,7 @@ mod tests {
 
     fn new_header(pass: &[u8]) -> (VolumeHeader, MasterKey, Vec<u8>) {
         let master = MasterKey::generate().unwrap();
-        let mut h = VolumeHeader::new(1_700_000_000).unwrap();
+        let mut h = V1Header::new(1_700_000_000).unwrap();
         let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
         h.add_passphrase_slot(&master, pass, kdf, "operator-1", 1_700_000_000).unwrap();
         let bytes = h.encode(&master);
@@ -415,11 +407,11 @@ mod tests {
         let (_, master, bytes) = new_header(b"correct horse battery 9");
         assert_eq!(bytes.len(), HEADER_LEN);
         let p = Path::new("v/callvault.header");
-        let h = VolumeHeader::decode(&bytes, p).unwrap();
+        let h = V1Header::decode(&bytes, p).unwrap();
         let (m, slot) = h.unlock(b"correct horse battery 9", p).unwrap();
         assert_eq!(slot, 0);
         assert_eq!(m.expose_secret(), master.expose_secret());
-        assert!(matches!(h.unlock(b"wrong", p), Err(Error::WrongPassphrase)));
+        assert!(matches!(h.unlock(b"wrong", p), Err(Error::WrongPassphrase { label: None })));
         assert_eq!(h.slots[0].as_ref().unwrap().label, "operator-1");
     }
 
@@ -430,13 +422,13 @@ mod tests {
         // Flipping optional flags keeps it parseable: the MAC catches it.
         let mut b = bytes.clone();
         b[16] ^= 1;
-        let h = VolumeHeader::decode(&b, p).unwrap();
+        let h = V1Header::decode(&b, p).unwrap();
         assert!(matches!(h.unlock(b"pass phrase 12345", p), Err(Error::HeaderTampered { .. })));
         // A changed salt breaks the unwrap (bound as associated data).
         let mut b = bytes.clone();
         b[SLOTS_AT + 20] ^= 1;
-        let h = VolumeHeader::decode(&b, p).unwrap();
-        assert!(matches!(h.unlock(b"pass phrase 12345", p), Err(Error::WrongPassphrase)));
+        let h = V1Header::decode(&b, p).unwrap();
+        assert!(matches!(h.unlock(b"pass phrase 12345", p), Err(Error::WrongPassphrase { label: None })));
     }
 
     #[test]
@@ -489,29 +481,29 @@ mod tests {
             ),
         ];
         for (b, want) in cases {
-            let e = VolumeHeader::decode(&b, p).unwrap_err();
+            let e = V1Header::decode(&b, p).unwrap_err();
             assert!(matches!(e, Error::HeaderDamaged { .. }), "{e}");
             assert!(e.to_string().contains(want), "{e} should mention {want}");
         }
         let mut b = bytes.clone();
         b[8] = 2;
-        assert!(matches!(VolumeHeader::decode(&b, p), Err(Error::FormatTooNew { found: 2, max: 1 })));
+        assert!(matches!(V1Header::decode(&b, p), Err(Error::FormatTooNew { .. })));
         let mut b = bytes;
         b[12] = 4;
-        assert!(matches!(VolumeHeader::decode(&b, p), Err(Error::UnknownFeatures { flags: 4 })));
+        assert!(matches!(V1Header::decode(&b, p), Err(Error::UnknownFeatures { flags: 4 })));
     }
 
     #[test]
     fn slots_fill_up_and_each_opens_independently() {
         let master = MasterKey::generate().unwrap();
-        let mut h = VolumeHeader::new(0).unwrap();
+        let mut h = V1Header::new(0).unwrap();
         let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
         for i in 0..KEYSLOTS {
             assert_eq!(h.add_passphrase_slot(&master, format!("pass-{i}").as_bytes(), kdf, "", 0).unwrap(), i);
         }
         assert!(matches!(h.add_passphrase_slot(&master, b"x", kdf, "", 0), Err(Error::NoFreeKeyslot)));
         let bytes = h.encode(&master);
-        let h = VolumeHeader::decode(&bytes, Path::new("h")).unwrap();
+        let h = V1Header::decode(&bytes, Path::new("h")).unwrap();
         assert_eq!(h.unlock(b"pass-5", Path::new("h")).unwrap().1, 5);
     }
 
@@ -536,7 +528,7 @@ mod tests {
         ] {
             let mut b = bytes.clone();
             set_cost(&mut b, 0, memory_kib, time_cost);
-            match VolumeHeader::decode(&b, p) {
+            match V1Header::decode(&b, p) {
                 Err(Error::KdfOverLimit { slot: 0, memory_kib: m, time_cost: t }) => {
                     assert_eq!((m, t), (memory_kib, time_cost));
                 }
@@ -545,14 +537,14 @@ mod tests {
         }
         let mut b = bytes;
         set_cost(&mut b, 0, kdf::MAX_MEMORY_KIB, 1000);
-        let e = VolumeHeader::decode(&b, p).expect_err("refused").to_string();
+        let e = V1Header::decode(&b, p).expect_err("refused").to_string();
         assert!(e.starts_with("keyslot 0 asks for Argon2id 4194304 KiB x 1000 passes"), "{e}");
     }
 
     #[test]
     fn total_work_over_the_unlock_budget_is_refused_naming_the_slot() {
         let master = MasterKey::generate().unwrap();
-        let mut h = VolumeHeader::new(0).unwrap();
+        let mut h = V1Header::new(0).unwrap();
         let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
         for i in 0..KEYSLOTS {
             h.add_passphrase_slot(&master, format!("pass-{i}").as_bytes(), kdf, "", 0).unwrap();
@@ -565,7 +557,7 @@ mod tests {
         }
         let per = u64::from(kdf::MAX_MEMORY_KIB);
         let slot = (kdf::MAX_UNLOCK_WORK / per) as usize; // first slot past the budget
-        match VolumeHeader::decode(&b, Path::new("h")) {
+        match V1Header::decode(&b, Path::new("h")) {
             Err(Error::KdfBudgetExceeded { slot: s, total, budget }) => {
                 assert_eq!((s, total, budget), (slot, per * (slot as u64 + 1), kdf::MAX_UNLOCK_WORK));
             }
@@ -583,7 +575,7 @@ mod tests {
     #[test]
     fn adding_a_slot_never_writes_a_header_a_reader_refuses() {
         let master = MasterKey::generate().unwrap();
-        let mut h = VolumeHeader::new(0).unwrap();
+        let mut h = V1Header::new(0).unwrap();
         let mut big = KdfParams::calibrate(1, Duration::ZERO).unwrap();
         big.memory_kib = kdf::MAX_MEMORY_KIB;
         big.time_cost = kdf::MAX_TIME_COST;
