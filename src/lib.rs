@@ -25,6 +25,8 @@ pub mod journal;
 pub mod kdf;
 pub mod keys;
 pub mod names;
+/// Rules a new operator passphrase must meet (length, letters and digits, operator ID, zxcvbn strength).
+pub mod passrules;
 pub mod policy;
 pub mod random;
 pub mod secret;
