@@ -23,9 +23,9 @@ pub mod fuzzing;
 pub mod header;
 pub mod journal;
 pub mod kdf;
+pub mod keyfiles;
 pub mod keys;
 pub mod names;
-/// Rules a new operator passphrase must meet (length, letters and digits, operator ID, zxcvbn strength).
 pub mod passrules;
 pub mod policy;
 pub mod random;
