@@ -31,6 +31,7 @@ pub mod policy;
 pub mod random;
 pub mod secret;
 pub mod sectors;
+pub mod shamir;
 pub mod volume;
 
 pub use error::Error;
