@@ -23,12 +23,15 @@ pub mod fuzzing;
 pub mod header;
 pub mod journal;
 pub mod kdf;
+pub mod keyfiles;
 pub mod keys;
 pub mod names;
+pub mod passrules;
 pub mod policy;
 pub mod random;
 pub mod secret;
 pub mod sectors;
+pub mod shamir;
 pub mod volume;
 
 pub use error::Error;
