@@ -26,6 +26,7 @@ pub mod kdf;
 pub mod keyfiles;
 pub mod keys;
 pub mod names;
+pub mod operators;
 pub mod passrules;
 pub mod policy;
 pub mod random;

@@ -56,7 +56,7 @@ pub fn seal(recipient: &PublicKey, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, 
         return Err(Error::Kdf("a keyslot's public key is a low-order point".into()));
     }
     let key = payload_key(shared.as_bytes(), &ephemeral_public, recipient);
-    let cipher = Aes256Gcm::new(key.as_slice().into());
+    let cipher = Aes256Gcm::new((&*key).into());
     let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
     out.extend_from_slice(ephemeral_public.as_bytes());
     out.extend_from_slice(plain);
@@ -81,7 +81,7 @@ pub fn open(secret: &StaticSecret, sealed: &[u8], aad: &[u8]) -> Option<Zeroizin
         return None;
     }
     let key = payload_key(shared.as_bytes(), &ephemeral, &PublicKey::from(secret));
-    let cipher = Aes256Gcm::new(key.as_slice().into());
+    let cipher = Aes256Gcm::new((&*key).into());
     let body = &sealed[32..sealed.len() - 16];
     let tag = Tag::try_from(&sealed[sealed.len() - 16..]).ok()?;
     let mut plain = Zeroizing::new(body.to_vec());

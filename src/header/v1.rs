@@ -28,7 +28,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::kdf::{self, KdfParams, ParamsProblem};
+use crate::kdf::{KdfParams, ParamsProblem};
 use crate::keys::{LABEL_VOLUME_HEADER_MAC, derive32};
 use crate::secret::{MASTER_KEY_LEN, MasterKey};
 
@@ -391,9 +391,10 @@ impl Keyslot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kdf;
     use std::time::Duration;
 
-    fn new_header(pass: &[u8]) -> (VolumeHeader, MasterKey, Vec<u8>) {
+    fn new_header(pass: &[u8]) -> (V1Header, MasterKey, Vec<u8>) {
         let master = MasterKey::generate().unwrap();
         let mut h = V1Header::new(1_700_000_000).unwrap();
         let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
