@@ -33,6 +33,7 @@ pub mod random;
 pub mod secret;
 pub mod sectors;
 pub mod shamir;
+pub mod unlock_guard;
 pub mod volume;
 
 pub use error::Error;
