@@ -205,10 +205,9 @@ impl fmt::Display for Error {
                 "passphrase changes for {label} are reserved to an administrator\n\
                  hint: another operator runs `callvault-keytool slot reset VOLUME --label {label}`"
             ),
-            Error::PassphraseReused { label, kept } => write!(
-                f,
-                "passphrase refused (rule: history): it is one of the last {kept} passphrases of {label}"
-            ),
+            Error::PassphraseReused { label, kept } => {
+                write!(f, "passphrase refused (rule: history): it is one of the last {kept} passphrases of {label}")
+            }
             Error::PassphraseRule(r) => write!(f, "{r}"),
             Error::Keyfile(e) => write!(f, "{e}"),
             Error::RotationInProgress => write!(
@@ -222,7 +221,10 @@ impl fmt::Display for Error {
                  its key decrypts nothing in the volume any more; refusing to restore it"
             ),
             Error::BackupOfOtherVolume => {
-                write!(f, "this header backup belongs to another volume (its volume ID differs); refusing to restore it")
+                write!(
+                    f,
+                    "this header backup belongs to another volume (its volume ID differs); refusing to restore it"
+                )
             }
         }
     }

@@ -84,7 +84,11 @@ pub fn volume_header(data: &[u8]) {
             let _ = h.verify_mac(&m, path);
             let _ = (h.active_slots(), h.labels(), h.rotating());
             let encoded = h.encode(&m);
-            assert_eq!(encoded[..header::HEADER_LEN - 32], data[..header::HEADER_LEN - 32], "an accepted format-2 header re-encodes differently");
+            assert_eq!(
+                encoded[..header::HEADER_LEN - 32],
+                data[..header::HEADER_LEN - 32],
+                "an accepted format-2 header re-encodes differently"
+            );
             let Ok(header::AnyHeader::V2(again)) = header::decode(&encoded, path) else {
                 panic!("an encoded format-2 header does not decode");
             };

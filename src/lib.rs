@@ -34,6 +34,7 @@ pub mod secret;
 pub mod sectors;
 pub mod shamir;
 pub mod unlock_guard;
+pub mod unlocking;
 pub mod volume;
 
 pub use error::Error;

@@ -40,7 +40,11 @@ pub struct OperatorSpec {
 
 /// Groups option values by operator (see the module doc). Refuses two
 /// passphrase files for one operator.
-pub fn group(label: Option<&str>, passphrase_files: &[String], keyfiles: &[String]) -> Result<Vec<OperatorSpec>, Error> {
+pub fn group(
+    label: Option<&str>,
+    passphrase_files: &[String],
+    keyfiles: &[String],
+) -> Result<Vec<OperatorSpec>, Error> {
     let mut specs: Vec<OperatorSpec> = Vec::new();
     let mut find = |l: Option<String>| -> usize {
         let l = l.or_else(|| label.map(str::to_string));
@@ -100,11 +104,8 @@ pub fn read(spec: &OperatorSpec, prompted: Option<Passphrase>) -> Result<Operato
         (Some(p), _) => Some(read_passphrase(p)?),
         (None, p) => p,
     };
-    let keyfiles = if spec.keyfiles.is_empty() {
-        None
-    } else {
-        Some(digest_keyfiles(&spec.keyfiles).map_err(Error::Keyfile)?)
-    };
+    let keyfiles =
+        if spec.keyfiles.is_empty() { None } else { Some(digest_keyfiles(&spec.keyfiles).map_err(Error::Keyfile)?) };
     let creds = Credentials::new(passphrase, keyfiles).ok_or(Error::EmptyPassphrase)?;
     Ok(Operator { label: spec.label.clone(), creds })
 }
@@ -135,7 +136,10 @@ mod tests {
         assert_eq!(g[1].passphrase_file, Some(PathBuf::from("pb")));
         // Unlabelled factors take --label.
         let g = group(Some("ops"), &s(&["p"]), &s(&["k"])).unwrap();
-        assert_eq!(g, [OperatorSpec { label: Some("ops".into()), passphrase_file: Some("p".into()), keyfiles: vec!["k".into()] }]);
+        assert_eq!(
+            g,
+            [OperatorSpec { label: Some("ops".into()), passphrase_file: Some("p".into()), keyfiles: vec!["k".into()] }]
+        );
         assert!(group(None, &s(&["alice=p", "q"]), &[]).is_err(), "mixed labelled and unlabelled");
         assert!(group(None, &s(&["alice=p", "ALICE=q"]), &[]).is_err(), "two passphrases for alice");
         assert!(group(None, &[], &[]).unwrap().is_empty());

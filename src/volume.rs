@@ -231,7 +231,11 @@ pub fn read_header(dir: &Path) -> Result<AnyHeader, Error> {
 }
 
 /// Opens one decoded header with the operators' factors.
-fn open_header(h: &AnyHeader, operators: &[Operator], path: &Path) -> Result<(MasterKey, Vec<usize>, Vec<String>), Error> {
+fn open_header(
+    h: &AnyHeader,
+    operators: &[Operator],
+    path: &Path,
+) -> Result<(MasterKey, Vec<usize>, Vec<String>), Error> {
     match h {
         AnyHeader::V1(v1) => {
             let Some(op) = operators.first() else { return Err(Error::WrongPassphrase { label: None }) };
@@ -260,8 +264,7 @@ fn open_header(h: &AnyHeader, operators: &[Operator], path: &Path) -> Result<(Ma
                     v2.unlock_labelled(&labelled, path)?
                 }
             };
-            let labels =
-                opened.slots.iter().filter_map(|&i| v2.slots[i].as_ref().map(|s| s.label.clone())).collect();
+            let labels = opened.slots.iter().filter_map(|&i| v2.slots[i].as_ref().map(|s| s.label.clone())).collect();
             Ok((opened.master, opened.slots, labels))
         }
     }
@@ -285,7 +288,10 @@ pub fn unlock(dir: &Path, operators: &[Operator]) -> Result<Unlocked, Error> {
                 }
                 let data = VolumePaths::new(dir).data();
                 if !data.is_dir() {
-                    return Err(Error::HeaderDamaged { path: data, what: "the volume's data directory is missing".into() });
+                    return Err(Error::HeaderDamaged {
+                        path: data,
+                        what: "the volume's data directory is missing".into(),
+                    });
                 }
                 return Ok(Unlocked {
                     header: h.clone(),

@@ -29,7 +29,7 @@ pub struct Fatal {
 }
 
 impl Fatal {
-    fn new(code: u8, message: impl fmt::Display) -> Self {
+    pub fn new(code: u8, message: impl fmt::Display) -> Self {
         Fatal { code, message: message.to_string() }
     }
 }

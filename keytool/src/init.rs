@@ -57,7 +57,8 @@ pub fn run(args: &InitArgs) -> Result<(), Failure> {
     })?;
     let mut created = crate::audit_cmd::key_admin_event("init-volume", Some(0), callvault::journal::Outcome::Ok);
     created.detail.label = Some(args.label.clone());
-    created.detail.reason = secret.waived.map(|rule| format!("passphrase rule {rule} waived by --allow-weak-passphrase"));
+    created.detail.reason =
+        secret.waived.map(|rule| format!("passphrase rule {rule} waived by --allow-weak-passphrase"));
     crate::audit_cmd::record_event(&args.volume, created).map_err(|e| Failure::new(exitcode::AUDIT_UNAVAILABLE, e))?;
     println!(
         "created volume {} (Argon2id {} MiB x {} passes, keyslot 0 \"{}\", {})",

@@ -6,6 +6,7 @@ mod blackout_cmd;
 mod cli;
 mod error;
 mod init;
+mod new_secret;
 mod passphrase;
 mod policy_cmd;
 

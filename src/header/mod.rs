@@ -294,15 +294,16 @@ impl VolumeHeader {
             slots.push(slot);
         }
         check_unlock_budget(&slots)?;
-        let group = WrappedKey::decode(&bytes[GROUP_AT..GROUP_AT + 96]).map_err(|w| damaged(path, format!("dual control: {w}")))?;
+        let group = WrappedKey::decode(&bytes[GROUP_AT..GROUP_AT + 96])
+            .map_err(|w| damaged(path, format!("dual control: {w}")))?;
         let threshold = bytes[60];
         let dual = match (threshold, group) {
             (0, None) => None,
             (k, Some(group)) if k >= 2 => Some(DualControl { threshold: k, group }),
             _ => return Err(damaged(path, format!("dual-control threshold {threshold} does not match its section"))),
         };
-        let rotation =
-            WrappedKey::decode(&bytes[ROTATION_AT..ROTATION_AT + 96]).map_err(|w| damaged(path, format!("rotation: {w}")))?;
+        let rotation = WrappedKey::decode(&bytes[ROTATION_AT..ROTATION_AT + 96])
+            .map_err(|w| damaged(path, format!("rotation: {w}")))?;
         if rotation.is_some() != (bytes[61] & STATE_ROTATING != 0) {
             return Err(damaged(path, "rotation flag does not match its section"));
         }
@@ -472,9 +473,7 @@ impl VolumeHeader {
         self.check_budget_now()?;
         let candidates: Vec<usize> = match label {
             Some(l) => vec![self.slot_index(l)?],
-            None => (0..KEYSLOTS)
-                .filter(|&i| self.slots[i].as_ref().is_some_and(|s| s.kind == creds.kind()))
-                .collect(),
+            None => (0..KEYSLOTS).filter(|&i| self.slots[i].as_ref().is_some_and(|s| s.kind == creds.kind())).collect(),
         };
         for index in candidates {
             let Some((_, payload)) = self.open_slot(index, creds, path)? else { continue };
@@ -518,8 +517,10 @@ impl VolumeHeader {
             let given = used.iter().filter_map(|&i| self.slots[i].as_ref().map(|s| s.label.clone())).collect();
             return Err(Error::NotEnoughOperators { given, threshold: dual.threshold, labels: self.labels() });
         }
-        let group = shamir::combine(&shares, dual.threshold).map_err(|e| damaged(path, format!("dual control: {e}")))?;
-        let master = dual.group.open(&group, &self.group_aad()).ok_or(Error::HeaderTampered { path: path.to_path_buf() })?;
+        let group =
+            shamir::combine(&shares, dual.threshold).map_err(|e| damaged(path, format!("dual control: {e}")))?;
+        let master =
+            dual.group.open(&group, &self.group_aad()).ok_or(Error::HeaderTampered { path: path.to_path_buf() })?;
         self.verify_mac(&master, path)?;
         used.sort_unstable();
         Ok(Opened { master, slots: used })
@@ -540,7 +541,8 @@ impl VolumeHeader {
                 let shares = shamir::split(&group, d.threshold, count)
                     .map_err(|e| Error::DualControlOperators { what: e.to_string() })?;
                 let aad = self.group_aad();
-                self.dual = Some(DualControl { threshold: d.threshold, group: WrappedKey::seal(&group, master, &aad)? });
+                self.dual =
+                    Some(DualControl { threshold: d.threshold, group: WrappedKey::seal(&group, master, &aad)? });
                 shares.iter().map(|s| (PayloadKind::Share, Zeroizing::new(s.to_bytes().to_vec()))).collect()
             }
         };
@@ -691,7 +693,9 @@ impl VolumeHeader {
     /// must be named in `labels`, so that no slot unlocks alone.
     pub fn enable_dual_control(&mut self, master: &MasterKey, threshold: u8, labels: &[String]) -> Result<(), Error> {
         if self.dual.is_some() {
-            return Err(Error::DualControlOperators { what: "dual control is already enabled; disable it first".into() });
+            return Err(Error::DualControlOperators {
+                what: "dual control is already enabled; disable it first".into(),
+            });
         }
         let mut named = Vec::new();
         for l in labels {
@@ -701,8 +705,13 @@ impl VolumeHeader {
             }
             named.push(i);
         }
-        let unnamed: Vec<String> =
-            self.slots.iter().flatten().filter(|s| !labels.iter().any(|l| l.eq_ignore_ascii_case(&s.label))).map(|s| s.label.clone()).collect();
+        let unnamed: Vec<String> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| !labels.iter().any(|l| l.eq_ignore_ascii_case(&s.label)))
+            .map(|s| s.label.clone())
+            .collect();
         if !unnamed.is_empty() {
             return Err(Error::DualControlOperators {
                 what: format!(
@@ -747,7 +756,9 @@ impl VolumeHeader {
     pub fn previous_master(&self, current: &MasterKey, path: &Path) -> Result<Option<MasterKey>, Error> {
         let Some(r) = &self.rotation else { return Ok(None) };
         let key = derive32(current, LABEL_ROTATION_PREVIOUS);
-        r.open(key.expose_secret(), &self.group_aad()).map(Some).ok_or(Error::HeaderTampered { path: path.to_path_buf() })
+        r.open(key.expose_secret(), &self.group_aad())
+            .map(Some)
+            .ok_or(Error::HeaderTampered { path: path.to_path_buf() })
     }
 
     /// Drops the previous master key: the rotation is complete.

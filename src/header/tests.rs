@@ -80,14 +80,20 @@ fn each_slot_unlocks_by_kind_or_label_and_round_trips() {
     assert!(matches!(h.unlock(&by_pass, Some("nobody"), p()), Err(Error::UnknownLabel { .. })));
     // One changed byte in a keyfile: refused.
     std::fs::write(&k2, b"usb stick key twO").unwrap();
-    assert!(matches!(h.unlock(&Credentials::new(None, files()).unwrap(), None, p()), Err(Error::WrongPassphrase { .. })));
+    assert!(matches!(
+        h.unlock(&Credentials::new(None, files()).unwrap(), None, p()),
+        Err(Error::WrongPassphrase { .. })
+    ));
 }
 
 #[test]
 fn labels_are_checked_and_unique() {
     let (mut h, m) = three();
     for bad in ["", "-rf", "has space", "ünïcode", &"x".repeat(65)] {
-        assert!(matches!(h.add_slot(&m, slot(bad, &pass("some secret 9")), 3), Err(Error::InvalidLabel { .. })), "{bad:?}");
+        assert!(
+            matches!(h.add_slot(&m, slot(bad, &pass("some secret 9")), 3), Err(Error::InvalidLabel { .. })),
+            "{bad:?}"
+        );
     }
     assert!(matches!(h.add_slot(&m, slot("Alice", &pass("some secret 9")), 3), Err(Error::DuplicateLabel { .. })));
     assert_eq!(h.active_slots(), 3);
@@ -147,7 +153,10 @@ fn own_change_needs_the_current_secret_respects_the_flag_and_history() {
 fn dual_control_needs_k_distinct_operators() {
     let (mut h, m) = three();
     let all = ["alice".to_string(), "bob".to_string(), "carol".to_string()];
-    assert!(matches!(h.enable_dual_control(&m, 2, &all[..2]), Err(Error::DualControlOperators { .. })), "carol unnamed");
+    assert!(
+        matches!(h.enable_dual_control(&m, 2, &all[..2]), Err(Error::DualControlOperators { .. })),
+        "carol unnamed"
+    );
     assert!(matches!(h.enable_dual_control(&m, 1, &all), Err(Error::DualControlOperators { .. })));
     assert!(matches!(h.enable_dual_control(&m, 4, &all), Err(Error::DualControlOperators { .. })));
     h.enable_dual_control(&m, 2, &all).unwrap();

@@ -283,7 +283,8 @@ impl V1Header {
             let cipher = Aes256Gcm::new(kek.expose_secret().into());
             let mut buf = Zeroizing::new([0u8; MASTER_KEY_LEN]);
             buf.copy_from_slice(&slot.wrapped[..MASTER_KEY_LEN]);
-            let tag = Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..]).map_err(|_| Error::WrongPassphrase { label: None })?;
+            let tag =
+                Tag::try_from(&slot.wrapped[MASTER_KEY_LEN..]).map_err(|_| Error::WrongPassphrase { label: None })?;
             if cipher.decrypt_inout_detached(&Nonce::from(slot.nonce), &aad, buf.as_mut_slice().into(), &tag).is_ok() {
                 let master = MasterKey::copy_from(&buf);
                 self.verify_mac(&master, path)?;
