@@ -68,6 +68,15 @@ pub struct Operator {
     pub creds: Credentials,
 }
 
+impl Operator {
+    /// An operator with a passphrase only, naming no slot (tests, tools).
+    pub fn with_passphrase(passphrase: &[u8]) -> Result<Operator, Error> {
+        let pass = crate::secret::Passphrase::new(passphrase.to_vec());
+        let creds = Credentials::passphrase(pass).ok_or(Error::EmptyPassphrase)?;
+        Ok(Operator { label: None, creds })
+    }
+}
+
 /// An unlocked volume: the header that opened, and the keys derived from its master key.
 pub struct Unlocked {
     pub header: AnyHeader,

@@ -131,7 +131,11 @@ fn silenced_ranges(records: &[Value]) -> Vec<(u64, u64)> {
 /// Every backing file decrypted with the library (keys from the volume
 /// header), whole sectors past the recorded size included.
 pub(crate) fn decrypted_backing(vol: &Volume) -> Vec<Vec<u8>> {
-    let unlocked = callvault::volume::unlock(&vol.path, PASSPHRASE.as_bytes()).unwrap();
+    let unlocked = callvault::volume::unlock(
+        &vol.path,
+        &[callvault::volume::Operator::with_passphrase(PASSPHRASE.as_bytes()).unwrap()],
+    )
+    .unwrap();
     let mut out = Vec::new();
     for (path, bytes) in crate::harness::backing_files(&vol.path.join("data")) {
         if (bytes.len() as u64) < FILE_HEADER_LEN || path.file_name().is_some_and(|n| n.as_encoded_bytes()[0] == b'.') {

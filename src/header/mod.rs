@@ -182,6 +182,9 @@ impl AnyHeader {
     }
 }
 
+/// An opened slot: its private key and its payload (master key or share).
+type OpenSlot = (StaticSecret, Zeroizing<Vec<u8>>);
+
 /// The master key and the slots that gave it.
 pub struct Opened {
     pub master: MasterKey,
@@ -445,7 +448,7 @@ impl VolumeHeader {
         index: usize,
         creds: &Credentials,
         path: &Path,
-    ) -> Result<Option<(StaticSecret, Zeroizing<Vec<u8>>)>, Error> {
+    ) -> Result<Option<OpenSlot>, Error> {
         let Some(slot) = &self.slots[index] else { return Ok(None) };
         let Some(secret) = slot.open(&self.volume_id, index, creds)? else { return Ok(None) };
         let aad = self.payload_aad(index, slot.payload_kind);

@@ -24,8 +24,9 @@ fn vault(policy: &str) -> (TempDir, Vault) {
 fn vault_with(policy: &str, opts: VaultOptions) -> (TempDir, Vault) {
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("vol");
-    volume::create(&v, PASS, KdfParams::calibrate(1, Duration::ZERO).unwrap(), "test", |_| Ok(())).unwrap();
-    let keys = volume::unlock(&v, PASS).unwrap().keys;
+    let op = volume::Operator::with_passphrase(PASS).unwrap();
+    volume::create(&v, &op.creds, KdfParams::calibrate(1, Duration::ZERO).unwrap(), "test", |_| Ok(())).unwrap();
+    let keys = volume::unlock(&v, &[op]).unwrap().keys;
     let policy = Policy::from_toml(policy, Path::new("test.toml"), &SystemIds).unwrap();
     let vault = Vault::new(&VolumePaths::new(&v).data(), keys, policy, None, opts).unwrap();
     (dir, vault)
