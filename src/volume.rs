@@ -286,11 +286,21 @@ pub fn unlock(dir: &Path, operators: &[Operator]) -> Result<Unlocked, Error> {
     let mut warnings: Vec<String> = copies.damaged.iter().map(first_line).collect();
     let newest = copies.decoded[0].1.write_seq();
     let mut last_err = None;
+    let mut failed: Vec<&PathBuf> = Vec::new();
     for (path, h) in &copies.decoded {
         match open_header(h, operators, path) {
             Ok((master, slots, labels)) => {
                 if h.write_seq() < newest {
                     warnings.push(format!("using {} (older than the other copy, which is damaged)", path.display()));
+                }
+                // The other copy must hold the same header, intact.
+                for (other_path, other) in copies.decoded.iter().filter(|(p, _)| p != path && !failed.contains(&p)) {
+                    let AnyHeader::V2(o) = other else { continue };
+                    if let Err(e) = o.verify_mac(&master, other_path) {
+                        warnings.push(first_line(&e));
+                    } else if o.write_seq != h.write_seq() {
+                        warnings.push(format!("{} is from an earlier write of the header", other_path.display()));
+                    }
                 }
                 if h.version() == 2 && copies.decoded.len() + copies.damaged.len() < 2 {
                     warnings.push(format!("{} is missing; the next key change rewrites it", HEADER_COPY_FILE));
@@ -314,6 +324,7 @@ pub fn unlock(dir: &Path, operators: &[Operator]) -> Result<Unlocked, Error> {
             // Damage found only once a slot opened: try the other copy.
             Err(e @ (Error::HeaderTampered { .. } | Error::HeaderDamaged { .. })) => {
                 warnings.push(first_line(&e));
+                failed.push(path);
                 last_err = Some(e);
             }
             Err(e) => return Err(e),
@@ -363,10 +374,56 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_copy_falls_back_with_a_warning_and_an_older_copy_never_revives_a_slot() {
+        let t = tempfile::tempdir().unwrap();
+        let v = t.path().join("vol");
+        let paths = create(&v, &creds(b"first operator 1"), kdf(), "alice", |_| Ok(())).unwrap();
+        let good = fs::read(paths.header()).unwrap();
+        // Damaged first copy: the second opens, and the warning names the first.
+        fs::write(paths.header(), &good[..500]).unwrap();
+        let u = unlock(&v, &op(b"first operator 1")).unwrap();
+        assert_eq!(u.header_path, paths.header_copy());
+        assert!(u.warnings.iter().any(|w| w.contains(HEADER_FILE) && w.contains("500 bytes")), "{:?}", u.warnings);
+        // A changed byte the parser accepts: the MAC fails, the other copy opens.
+        let mut flipped = good.clone();
+        flipped[17] ^= 1;
+        fs::write(paths.header(), &good).unwrap();
+        fs::write(paths.header_copy(), &flipped).unwrap();
+        let u = unlock(&v, &op(b"first operator 1")).unwrap();
+        assert_eq!(u.header_path, paths.header());
+        assert!(u.warnings.iter().any(|w| w.contains(HEADER_COPY_FILE) && w.contains("integrity")), "{:?}", u.warnings);
+        // Both damaged: the damage is the error, not a wrong passphrase.
+        fs::write(paths.header(), &good[..500]).unwrap();
+        let e = unlock(&v, &op(b"first operator 1")).err().expect("both copies damaged");
+        assert!(matches!(e, Error::HeaderDamaged { .. } | Error::HeaderTampered { .. }), "{e}");
+        assert_eq!(crate::exitcode::for_error(&e), crate::exitcode::DAMAGED_HEADER);
+        // bob added then removed: the stale copy still holds bob's slot, but a
+        // wrong secret against the newer copy never falls back to it.
+        fs::write(paths.header(), &good).unwrap();
+        fs::write(paths.header_copy(), &good).unwrap();
+        let mut u = unlock(&v, &op(b"first operator 1")).unwrap();
+        let AnyHeader::V2(h) = &mut u.header else { panic!("format 2") };
+        h.add_slot(
+            u.keys.master(),
+            NewSlot { label: "bob", creds: &creds(b"bob operator 22"), kdf: kdf(), no_self_change: false },
+            1,
+        )
+        .unwrap();
+        write_header(&paths, h, u.keys.master()).unwrap();
+        let with_bob = fs::read(paths.header()).unwrap();
+        h.remove_slot(u.keys.master(), "bob").unwrap();
+        write_header(&paths, h, u.keys.master()).unwrap();
+        fs::write(paths.header_copy(), &with_bob).unwrap();
+        assert!(matches!(unlock(&v, &op(b"bob operator 22")), Err(Error::WrongPassphrase { .. })));
+        let u = unlock(&v, &op(b"first operator 1")).unwrap();
+        assert!(u.warnings.iter().any(|w| w.contains("earlier write")), "{:?}", u.warnings);
+    }
+
+    #[test]
     fn endless_header_file_is_damaged_not_read_forever() {
         let t = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/dev/zero", t.path().join(HEADER_FILE)).unwrap();
-        let e = read_header(t.path()).expect_err("refused");
+        let e = read_header(t.path()).err().expect("refused");
         assert!(e.to_string().contains(&format!("longer than {} bytes", header::MAX_HEADER_LEN)), "{e}");
     }
 }

@@ -46,16 +46,22 @@ fn not_a_volume_damaged_and_newer_headers_are_named() {
     assert_eq!(out.status.code(), Some(11));
     assert!(one_line(&out).contains("is not a callvault volume"));
 
+    // Both header copies damaged the same way: the error of the first.
     let header = vol.path.join("callvault.header");
+    let copy = vol.path.join("callvault.header.copy");
     let good = fs::read(&header).unwrap();
+    let both = |bytes: &[u8]| {
+        fs::write(&header, bytes).unwrap();
+        fs::write(&copy, bytes).unwrap();
+    };
     let mut newer = good.clone();
     newer[8] = 9;
-    fs::write(&header, &newer).unwrap();
+    both(&newer);
     let out = run(&vol.path);
     assert_eq!(out.status.code(), Some(12));
     assert!(one_line(&out).contains("unsupported volume format version 9"));
 
-    fs::write(&header, &good[..1000]).unwrap();
+    both(&good[..1000]);
     let out = run(&vol.path);
     assert_eq!(out.status.code(), Some(13));
     assert!(one_line(&out).contains("damaged volume header"));
@@ -63,13 +69,28 @@ fn not_a_volume_damaged_and_newer_headers_are_named() {
 
     let mut tampered = good.clone();
     tampered[17] ^= 0x40; // optional feature flags: parses, but the MAC catches it
-    fs::write(&header, &tampered).unwrap();
+    both(&tampered);
     let out = run(&vol.path);
     assert_eq!(out.status.code(), Some(13));
     assert!(one_line(&out).contains("integrity check"));
 
-    fs::write(&header, &good).unwrap();
+    // One copy damaged (each way above): the volume mounts from the other,
+    // with a warning naming the damaged file.
+    for bad in [&newer[..], &good[..1000], &tampered[..]] {
+        for (damaged, intact) in [(&header, &copy), (&copy, &header)] {
+            fs::write(damaged, bad).unwrap();
+            fs::write(intact, &good).unwrap();
+            let m = vol.mount();
+            let log = m.log_text();
+            assert!(m.unmount().success());
+            let name = damaged.file_name().unwrap().to_str().unwrap();
+            assert!(log.contains("volume header:") && log.contains(name), "{name}: {log}");
+        }
+    }
+
+    both(&good);
     let m = vol.mount();
+    assert!(m.log_text().find("volume header:").is_none(), "{}", m.log_text());
     assert!(m.unmount().success());
 }
 

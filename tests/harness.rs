@@ -66,6 +66,28 @@ impl Volume {
         Volume { dir, path, pass }
     }
 
+    /// A copy of the frozen example volume `tests/fixtures/volumes/NAME`
+    /// (with `NAME.passphrase` and `NAME.audit-key`), in its own temporary
+    /// directory, so tests can mount and change it.
+    pub fn from_fixture(name: &str) -> Volume {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/volumes");
+        let dir = tempfile::Builder::new().prefix("cv-fixture-").tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("vol");
+        let st = Command::new("cp").arg("-a").arg(fixtures.join(name)).arg(&path).status().expect("cp");
+        assert!(st.success(), "copy fixture {name}");
+        // git keeps neither empty directories nor modes beyond the x bit.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+        let requests = path.join("audit/requests");
+        let _ = fs::create_dir(&requests);
+        fs::set_permissions(&requests, fs::Permissions::from_mode(0o1730)).unwrap();
+        let pass = dir.path().join("pass");
+        fs::copy(fixtures.join(format!("{name}.passphrase")), &pass).unwrap();
+        fs::set_permissions(&pass, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::copy(fixtures.join(format!("{name}.audit-key")), dir.path().join("vol.audit-key")).unwrap();
+        Volume { dir, path, pass }
+    }
+
     /// The auditor's verification key `init` wrote beside the volume.
     pub fn audit_key(&self) -> PathBuf {
         self.dir.path().join("vol.audit-key")

@@ -23,6 +23,8 @@ mod dtmf_speech;
 mod errors;
 /// No change without its record: a full journal, a crash between intent and outcome.
 mod fail_closed;
+/// Frozen example volumes of each format version: still unlocked, mounted and read.
+mod formats;
 /// Random writes and truncates checked against an in-memory model.
 mod model;
 /// What lands in the backing directory: no plaintext data, no plaintext names.

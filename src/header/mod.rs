@@ -433,22 +433,26 @@ impl VolumeHeader {
         aad
     }
 
-    fn group_aad(&self) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(32);
+    /// Associated data of the dual-control and rotation wraps (40 and 36 bytes).
+    fn section_aad(&self, section: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(40);
         aad.extend_from_slice(MAGIC);
         aad.extend_from_slice(&self.volume_id);
         aad.extend_from_slice(&self.generation.to_le_bytes());
-        aad.extend_from_slice(b"dual control");
+        aad.extend_from_slice(section);
         aad
     }
 
+    fn group_aad(&self) -> Vec<u8> {
+        self.section_aad(b"dual control")
+    }
+
+    fn rotation_aad(&self) -> Vec<u8> {
+        self.section_aad(b"rotation")
+    }
+
     /// Opens slot `index`'s private key and payload with `creds`.
-    fn open_slot(
-        &self,
-        index: usize,
-        creds: &Credentials,
-        path: &Path,
-    ) -> Result<Option<OpenSlot>, Error> {
+    fn open_slot(&self, index: usize, creds: &Credentials, path: &Path) -> Result<Option<OpenSlot>, Error> {
         let Some(slot) = &self.slots[index] else { return Ok(None) };
         let Some(secret) = slot.open(&self.volume_id, index, creds)? else { return Ok(None) };
         let aad = self.payload_aad(index, slot.payload_kind);
@@ -750,7 +754,7 @@ impl VolumeHeader {
         }
         self.generation = self.generation.checked_add(1).ok_or(Error::Kdf("key generation overflow".into()))?;
         let key = derive32(new, LABEL_ROTATION_PREVIOUS);
-        let aad = self.group_aad();
+        let aad = self.rotation_aad();
         self.rotation = Some(WrappedKey::seal(key.expose_secret(), old, &aad)?);
         self.reseal(new)
     }
@@ -759,7 +763,7 @@ impl VolumeHeader {
     pub fn previous_master(&self, current: &MasterKey, path: &Path) -> Result<Option<MasterKey>, Error> {
         let Some(r) = &self.rotation else { return Ok(None) };
         let key = derive32(current, LABEL_ROTATION_PREVIOUS);
-        r.open(key.expose_secret(), &self.group_aad())
+        r.open(key.expose_secret(), &self.rotation_aad())
             .map(Some)
             .ok_or(Error::HeaderTampered { path: path.to_path_buf() })
     }

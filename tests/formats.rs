@@ -1,0 +1,41 @@
+//! Frozen example volumes of every format version still read by this build.
+
+use std::fs;
+
+use sha2::{Digest, Sha256};
+
+use crate::harness::{Volume, keytool};
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The format-1 volume made by the release before labelled keyslots:
+/// unlocks with its passphrase, mounts, reads back what was written then,
+/// and its journal (written by that release) still verifies.
+#[test]
+fn a_format_1_volume_still_unlocks_mounts_and_reads_the_same_bytes() {
+    let vol = Volume::from_fixture("format-1");
+    let out = keytool(&["slot", "list", vol.path.to_str().unwrap()]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "slot list: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(listing.contains("frozen-operator"), "{listing}");
+    let m = vol.mount();
+    let wav = fs::read(m.p("calls/call-0001.wav")).unwrap();
+    assert_eq!(wav, b"RIFF frozen recording of format 1\n");
+    assert_eq!(sha256_hex(&wav), "cc66c74e2a971db8178b11599a3dcec482220b875b62afd25366f9afb03d3f4b");
+    let screen = fs::read(m.p("calls/screen.bin")).unwrap();
+    assert_eq!(screen.len(), 5000);
+    assert_eq!(sha256_hex(&screen), "be518bc928637b99f5fde85664bbea81641d682b172663162d727be920f26ea3");
+    assert_eq!(fs::read_link(m.p("calls/latest")).unwrap().to_str(), Some("call-0001.wav"));
+    // It stays writable: a new recording lands and reads back.
+    fs::write(m.p("calls/call-0002.wav"), b"written by this build").unwrap();
+    assert!(m.unmount().success());
+    // Mounting did not rewrite the header: still format 1, no copy.
+    assert_eq!(&fs::read(vol.path.join("callvault.header")).unwrap()[8..10], &[1, 0]);
+    assert!(!vol.path.join("callvault.header.copy").exists());
+    let verify = vol.audit(&["verify", "{vol}", "--audit-key-file", "{key}"]);
+    assert!(verify.status.success(), "audit verify: {}", String::from_utf8_lossy(&verify.stderr));
+    let m = vol.mount();
+    assert_eq!(fs::read(m.p("calls/call-0002.wav")).unwrap(), b"written by this build");
+}
