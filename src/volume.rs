@@ -191,7 +191,7 @@ pub struct HeaderCopies {
     /// Decoded copies, newest (highest write sequence) first.
     pub decoded: Vec<(PathBuf, AnyHeader)>,
     /// Copies that exist and do not decode, with why.
-    pub damaged: Vec<Error>,
+    pub damaged: Vec<(PathBuf, Error)>,
 }
 
 impl HeaderCopies {
@@ -220,12 +220,12 @@ pub fn read_headers(dir: &Path) -> Result<HeaderCopies, Error> {
         match decode_file(&path) {
             Ok(h) => copies.decoded.push((path, h)),
             Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
-            Err(e) => copies.damaged.push(e),
+            Err(e) => copies.damaged.push((path, e)),
         }
     }
     if copies.decoded.is_empty() {
         return Err(match copies.damaged.into_iter().next() {
-            Some(e) => e,
+            Some((_, e)) => e,
             None => Error::NotAVolume { path: dir.to_path_buf() },
         });
     }
@@ -283,7 +283,15 @@ fn open_header(
 /// control with several operators' (each naming their slot).
 pub fn unlock(dir: &Path, operators: &[Operator]) -> Result<Unlocked, Error> {
     let copies = read_headers(dir)?;
-    let mut warnings: Vec<String> = copies.damaged.iter().map(first_line).collect();
+    // Each warning names the copy it is about (not every error has a path).
+    let mut warnings: Vec<String> = copies
+        .damaged
+        .iter()
+        .map(|(p, e)| {
+            let line = first_line(e);
+            if line.contains(&*p.to_string_lossy()) { line } else { format!("{}: {line}", p.display()) }
+        })
+        .collect();
     let newest = copies.decoded[0].1.write_seq();
     let mut last_err = None;
     let mut failed: Vec<&PathBuf> = Vec::new();
