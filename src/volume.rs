@@ -431,7 +431,7 @@ mod tests {
     fn endless_header_file_is_damaged_not_read_forever() {
         let t = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/dev/zero", t.path().join(HEADER_FILE)).unwrap();
-        let e = read_header(t.path()).err().expect("refused");
+        let e = read_header(t.path()).expect_err("refused");
         assert!(e.to_string().contains(&format!("longer than {} bytes", header::MAX_HEADER_LEN)), "{e}");
     }
 }
