@@ -24,8 +24,9 @@ mkdir -p "$demo" "$mnt"
 chmod 700 "$demo"
 
 if [ ! -f "$pass" ]; then
-    # A random demo passphrase, readable by root only.
-    (umask 077; head -c 24 /dev/urandom | base64 > "$pass")
+    # A random demo passphrase (48 hex digits: letters and digits, as the
+    # passphrase rules ask), readable by root only.
+    (umask 077; printf 'demo-%s\n' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$pass")
 fi
 if [ ! -f "$volume/callvault.header" ]; then
     "$bin/callvault-keytool" init "$volume" --passphrase-file "$pass" --label demo-operator
