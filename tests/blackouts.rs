@@ -131,7 +131,10 @@ fn silenced_ranges(records: &[Value]) -> Vec<(u64, u64)> {
 /// Every backing file decrypted with the library (keys from the volume
 /// header), whole sectors past the recorded size included.
 pub(crate) fn decrypted_backing(vol: &Volume) -> Vec<Vec<u8>> {
-    let unlocked = callvault::volume::unlock(&vol.path, PASSPHRASE.as_bytes()).unwrap();
+    let pass = callvault::secret::Passphrase::new(PASSPHRASE.as_bytes().to_vec());
+    let creds = callvault::header::Credentials::passphrase(pass).unwrap();
+    let op = callvault::volume::Operator { label: None, creds };
+    let unlocked = callvault::volume::unlock(&vol.path, &[op]).unwrap();
     let mut out = Vec::new();
     for (path, bytes) in crate::harness::backing_files(&vol.path.join("data")) {
         if (bytes.len() as u64) < FILE_HEADER_LEN || path.file_name().is_some_and(|n| n.as_encoded_bytes()[0] == b'.') {

@@ -23,6 +23,8 @@ mod dtmf_speech;
 mod errors;
 /// No change without its record: a full journal, a crash between intent and outcome.
 mod fail_closed;
+/// Operators' keyslots: kinds, removal, rules, history, dual control, header backups, format-1 upgrade, throttling.
+mod keys;
 /// Random writes and truncates checked against an in-memory model.
 mod model;
 /// What lands in the backing directory: no plaintext data, no plaintext names.

@@ -90,12 +90,11 @@ pub fn upgrade(
         Some(s) => KdfParams { salt: callvault::random::array()?, ..s.kdf },
         None => return Err(Failure::new(exitcode::FAILURE, format!("format-1 keyslot {index} is not in use"))),
     };
-    let h = VolumeHeader::from_v1(
-        v1,
-        master,
-        NewSlot { label: &label, creds: &op.creds, kdf, no_self_change: false },
-        now(),
-    )?;
+    // The secret is the format-1 slot's, so its times stay: created and
+    // last changed when that slot was made.
+    let since = old.map(|s| s.created).unwrap_or_else(now);
+    let new = NewSlot { label: &label, creds: &op.creds, kdf, no_self_change: false };
+    let h = VolumeHeader::from_v1(v1, master, new, since)?;
     Ok((h, label))
 }
 

@@ -195,7 +195,17 @@ fn journaled<T>(
             {
                 eprintln!("callvault-keytool: warning: this failed unlock could not be recorded: {je}");
             }
-            Err(e.into())
+            Err(match e {
+                // The library's hint names callvaultd's options.
+                callvault::Error::DualControlRequired { .. } => Failure::new(
+                    exitcode::for_error(&e),
+                    format!(
+                        "{}\nhint: pass --unlock-passphrase-file LABEL=FILE (or --unlock-keyfile LABEL=FILE) once per operator",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                ),
+                e => e.into(),
+            })
         }
     }
 }
