@@ -159,3 +159,15 @@ pub fn restore(volume: &Path, file: &Path, unlock_args: &UnlockArgs) -> Result<(
     println!("restored the header of {} from {} (keyslots {})", volume.display(), file.display(), restored.join(", "));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_that_come_back_compare_labels_without_case() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(missing_from(&s(&["alice", "Bob", "carol"]), &s(&["ALICE", "carol"])), s(&["Bob"]));
+        assert!(missing_from(&s(&["alice"]), &s(&["alice", "dave"])).is_empty());
+    }
+}

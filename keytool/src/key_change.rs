@@ -191,3 +191,40 @@ impl Authorized {
         self.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callvault::header::Credentials;
+    use callvault::secret::Passphrase;
+    use std::time::Duration;
+
+    fn op(p: &str) -> Operator {
+        Operator { label: None, creds: Credentials::passphrase(Passphrase::new(p.as_bytes().to_vec())).unwrap() }
+    }
+
+    #[test]
+    fn a_format_1_slot_keeps_its_label_cost_and_times_with_a_fresh_salt() {
+        let master = MasterKey::generate().unwrap();
+        let kdf = KdfParams::calibrate(1, Duration::ZERO).unwrap();
+        let mut v1 = V1Header::new(100).unwrap();
+        v1.add_passphrase_slot(&master, b"weak old one", kdf, "night-shift", 200).unwrap();
+        let (h, label) = upgrade(&v1, 0, &master, &[op("weak old one")]).unwrap();
+        assert_eq!(label, "night-shift");
+        assert_eq!((h.volume_id, h.created), (v1.volume_id, 100));
+        let slot = h.slots[0].as_ref().unwrap();
+        assert_eq!((slot.label.as_str(), slot.created, slot.changed), ("night-shift", 200, 200));
+        assert_eq!((slot.kdf.memory_kib, slot.kdf.time_cost), (kdf.memory_kib, kdf.time_cost));
+        assert_ne!(slot.kdf.salt, kdf.salt);
+        // The existing (weak) secret opens the new slot; no rule was applied.
+        let AnyHeader::V2(written) = callvault::header::decode(&h.encode(&master), Path::new("h")).unwrap() else {
+            panic!("format 2 written")
+        };
+        assert_eq!(written.unlock(&op("weak old one").creds, None, Path::new("h")).unwrap().slots, [0]);
+
+        // A format-1 label that is no operator ID becomes "initial".
+        let mut v1 = V1Header::new(100).unwrap();
+        v1.add_passphrase_slot(&master, b"another one", kdf, "night shift", 200).unwrap();
+        assert_eq!(upgrade(&v1, 0, &master, &[op("another one")]).unwrap().1, "initial");
+    }
+}

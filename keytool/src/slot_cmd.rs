@@ -273,3 +273,21 @@ pub fn flag(volume: &Path, label: &str, on: bool, unlock: &UnlockArgs) -> Result
     println!("{verb} no-self-change on keyslot {index} \"{label}\"");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_to_the_second() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_764_753_457), "2025-12-03T09:17:37Z");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("ops"), "\"ops\"");
+        assert_eq!(json_str("/srv/a\"b\\c\n"), "\"/srv/a\\\"b\\\\c\\u000a\"");
+    }
+}
