@@ -24,6 +24,15 @@ struct Row {
     time_cost: u32,
 }
 
+/// What `slot list` shows of a header.
+struct Listing {
+    rows: Vec<Row>,
+    generation: u32,
+    /// The threshold and the member labels.
+    dual: Option<(u8, Vec<String>)>,
+    rotating: bool,
+}
+
 /// Unix seconds as RFC 3339 UTC, to the second.
 fn rfc3339(secs: u64) -> String {
     let nanos = i128::from(secs) * 1_000_000_000;
@@ -53,7 +62,7 @@ pub fn list(volume: &Path, format: &str) -> Result<(), Failure> {
         eprintln!("callvault-keytool: warning: {}", e.to_string().lines().next().unwrap_or_default());
     }
     let header = copies.best().expect("read_headers gives at least one decoded copy");
-    let (rows, generation, dual, rotating): (Vec<Row>, u32, Option<(u8, Vec<String>)>, bool) = match header {
+    let Listing { rows, generation, dual, rotating } = match header {
         AnyHeader::V1(h) => {
             let rows = h
                 .slots
@@ -72,7 +81,7 @@ pub fn list(volume: &Path, format: &str) -> Result<(), Failure> {
                     time_cost: s.kdf.time_cost,
                 })
                 .collect();
-            (rows, 1, None, false)
+            Listing { rows, generation: 1, dual: None, rotating: false }
         }
         AnyHeader::V2(h) => {
             let rows = h
@@ -92,7 +101,12 @@ pub fn list(volume: &Path, format: &str) -> Result<(), Failure> {
                     time_cost: s.kdf.time_cost,
                 })
                 .collect();
-            (rows, h.generation, h.dual.as_ref().map(|d| (d.threshold, h.labels())), h.rotating())
+            Listing {
+                rows,
+                generation: h.generation,
+                dual: h.dual.as_ref().map(|d| (d.threshold, h.labels())),
+                rotating: h.rotating(),
+            }
         }
     };
     let version = header.version();

@@ -189,6 +189,9 @@ impl AnyHeader {
     }
 }
 
+/// A slot's private key and its opened payload.
+type OpenedSlot = (StaticSecret, Zeroizing<Vec<u8>>);
+
 /// The master key and the slots that gave it.
 pub struct Opened {
     pub master: MasterKey,
@@ -447,12 +450,7 @@ impl VolumeHeader {
     }
 
     /// Opens slot `index`'s private key and payload with `creds`.
-    fn open_slot(
-        &self,
-        index: usize,
-        creds: &Credentials,
-        path: &Path,
-    ) -> Result<Option<(StaticSecret, Zeroizing<Vec<u8>>)>, Error> {
+    fn open_slot(&self, index: usize, creds: &Credentials, path: &Path) -> Result<Option<OpenedSlot>, Error> {
         let Some(slot) = &self.slots[index] else { return Ok(None) };
         let Some(secret) = slot.open(&self.volume_id, index, creds)? else { return Ok(None) };
         let aad = self.payload_aad(index, slot.payload_kind);

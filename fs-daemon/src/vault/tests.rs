@@ -5,9 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use callvault::header::Credentials;
 use callvault::kdf::KdfParams;
 use callvault::policy::{Policy, SystemIds};
-use callvault::volume::{self, VolumePaths};
+use callvault::secret::Passphrase;
+use callvault::volume::{self, Operator, VolumePaths};
 use nix::errno::Errno;
 use tempfile::TempDir;
 
@@ -24,8 +26,9 @@ fn vault(policy: &str) -> (TempDir, Vault) {
 fn vault_with(policy: &str, opts: VaultOptions) -> (TempDir, Vault) {
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("vol");
-    volume::create(&v, PASS, KdfParams::calibrate(1, Duration::ZERO).unwrap(), "test", |_| Ok(())).unwrap();
-    let keys = volume::unlock(&v, PASS).unwrap().keys;
+    let creds = || Credentials::passphrase(Passphrase::new(PASS.to_vec())).unwrap();
+    volume::create(&v, &creds(), KdfParams::calibrate(1, Duration::ZERO).unwrap(), "test", |_| Ok(())).unwrap();
+    let keys = volume::unlock(&v, &[Operator { label: None, creds: creds() }]).unwrap().keys;
     let policy = Policy::from_toml(policy, Path::new("test.toml"), &SystemIds).unwrap();
     let vault = Vault::new(&VolumePaths::new(&v).data(), keys, policy, None, opts).unwrap();
     (dir, vault)
