@@ -150,6 +150,25 @@ pub fn restore(volume: &Path, file: &Path, unlock_args: &UnlockArgs) -> Result<(
             restored.join(", ")
         ),
     }
+    if let Some((_, now)) = current.first() {
+        let dual_now = match now {
+            AnyHeader::V2(h) => h.dual.as_ref().map(|d| d.threshold),
+            AnyHeader::V1(_) => None,
+        };
+        let dual_back = header.dual.as_ref().map(|d| d.threshold);
+        if dual_now != dual_back {
+            let say = |k: Option<u8>| match k {
+                Some(k) => format!("dual control with a threshold of {k}"),
+                None => "no dual control".to_string(),
+            };
+            eprintln!(
+                "callvault-keytool: warning: the volume has {}, this backup has {}: restoring it changes that",
+                say(dual_now),
+                say(dual_back)
+            );
+            note.push_str(&format!("; dual control: {} before, {} after", say(dual_now), say(dual_back)));
+        }
+    }
     // Newer than both copies, so neither can win over the restored header.
     header.write_seq = current.iter().map(|(_, h)| h.write_seq()).chain([header.write_seq]).max().unwrap_or(0);
     let a = Authorized::from_backup(volume, header, master, labels, upgraded);
