@@ -111,6 +111,11 @@ fn missing_from(a: &[String], b: &[String]) -> Vec<String> {
 pub fn restore(volume: &Path, file: &Path, unlock_args: &UnlockArgs) -> Result<(), Failure> {
     const ACTION: &str = "header-restore";
     let backup = read_backup(file)?;
+    if !VolumePaths::new(volume).data().is_dir() {
+        return Err(callvault::Error::NotAVolume { path: volume.to_path_buf() }.into());
+    }
+    // Taken before the copies are judged, so no key change slips in between.
+    let lock = key_change::lock_changes(volume)?;
     let current = current_copies(volume)?;
     volume::check_restorable(&backup, &current)
         .map_err(|e| key_change::refuse(volume, ACTION, None, None, e.into()))?;
@@ -171,7 +176,7 @@ pub fn restore(volume: &Path, file: &Path, unlock_args: &UnlockArgs) -> Result<(
     }
     // Newer than both copies, so neither can win over the restored header.
     header.write_seq = current.iter().map(|(_, h)| h.write_seq()).chain([header.write_seq]).max().unwrap_or(0);
-    let a = Authorized::from_backup(volume, header, master, labels, upgraded);
+    let a = Authorized::from_backup(lock, volume, header, master, labels, upgraded);
     let mut ev = a.event(ACTION, None, None, Outcome::Ok);
     ev.detail.reason = Some(note);
     a.commit(ev)?;

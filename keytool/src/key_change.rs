@@ -17,8 +17,12 @@
 //! existing secret is kept as it is: the passphrase rules are for new
 //! passphrases only.
 
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{FlockOperation, flock};
 
 use callvault::exitcode;
 use callvault::header::{AnyHeader, NewSlot, VolumeHeader, v1::V1Header, validate_label};
@@ -41,8 +45,36 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Held (flock) by a key change from before its unlock until its header is
+/// written, in `VOLUME/callvault.keys.lock`: two changes at once would each
+/// write the header they read, and the first one's change would be lost
+/// although journaled. Released by the kernel when the process ends.
+pub struct ChangeLock {
+    _file: File,
+}
+
+pub const CHANGE_LOCK_FILE: &str = "callvault.keys.lock";
+
+/// Takes the volume's key-change lock, waiting (and saying so) while another
+/// key change holds it. The caller has checked that `volume` is a volume.
+pub fn lock_changes(volume: &Path) -> Result<ChangeLock, Failure> {
+    let path = volume.join(CHANGE_LOCK_FILE);
+    let failed = |e: std::io::Error| Failure::new(exitcode::FAILURE, format!("{}: {e}", path.display()));
+    let f = OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(&path).map_err(failed)?;
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            eprintln!("callvault-keytool: waiting for another key change of {} to finish", volume.display());
+            flock(&f, FlockOperation::LockExclusive).map_err(|e| failed(e.into()))?;
+        }
+        Err(e) => return Err(failed(e.into())),
+    }
+    Ok(ChangeLock { _file: f })
+}
+
 /// A volume unlocked by existing slots, its format-2 header ready to change.
 pub struct Authorized {
+    _lock: ChangeLock,
     pub volume: PathBuf,
     pub header: VolumeHeader,
     keys: VolumeKeys,
@@ -62,6 +94,9 @@ pub fn authorize(volume: &Path, args: &UnlockArgs) -> Result<Authorized, Failure
 /// Unlocks `volume` with `operators` (the first is the one a format-1
 /// volume's slot is kept for).
 pub fn authorize_with(volume: &Path, operators: &[Operator]) -> Result<Authorized, Failure> {
+    volume::read_headers(volume)?;
+    // Taken before the unlock reads the header it will change.
+    let lock = lock_changes(volume)?;
     let unlocked = crate::unlock::unlock(volume, operators)?;
     let labels = unlocked.labels.clone();
     let (header, upgraded) = match &unlocked.header {
@@ -72,7 +107,7 @@ pub fn authorize_with(volume: &Path, operators: &[Operator]) -> Result<Authorize
             (h, Some(label))
         }
     };
-    Ok(Authorized { volume: volume.to_path_buf(), header, keys: unlocked.keys, labels, upgraded })
+    Ok(Authorized { _lock: lock, volume: volume.to_path_buf(), header, keys: unlocked.keys, labels, upgraded })
 }
 
 /// A format-2 header for a format-1 one whose slot `index` the first of
@@ -121,13 +156,21 @@ pub fn refuse(
 impl Authorized {
     /// A volume whose header backup was unlocked (`header restore`).
     pub fn from_backup(
+        lock: ChangeLock,
         volume: &Path,
         header: VolumeHeader,
         master: MasterKey,
         labels: Vec<String>,
         upgraded: Option<String>,
     ) -> Self {
-        Authorized { volume: volume.to_path_buf(), header, keys: VolumeKeys::derive(master), labels, upgraded }
+        Authorized {
+            _lock: lock,
+            volume: volume.to_path_buf(),
+            header,
+            keys: VolumeKeys::derive(master),
+            labels,
+            upgraded,
+        }
     }
 
     /// The header to change and the master key that reseals and MACs it.
@@ -201,6 +244,16 @@ mod tests {
 
     fn op(p: &str) -> Operator {
         Operator { label: None, creds: Credentials::passphrase(Passphrase::new(p.as_bytes().to_vec())).unwrap() }
+    }
+
+    #[test]
+    fn a_key_change_excludes_another_until_it_ends() {
+        let t = tempfile::tempdir().unwrap();
+        let held = lock_changes(t.path()).unwrap();
+        let other = File::open(t.path().join(CHANGE_LOCK_FILE)).unwrap();
+        assert_eq!(flock(&other, FlockOperation::NonBlockingLockExclusive), Err(rustix::io::Errno::WOULDBLOCK));
+        drop(held);
+        flock(&other, FlockOperation::NonBlockingLockExclusive).unwrap();
     }
 
     #[test]
