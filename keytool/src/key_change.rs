@@ -60,7 +60,14 @@ pub const CHANGE_LOCK_FILE: &str = "callvault.keys.lock";
 pub fn lock_changes(volume: &Path) -> Result<ChangeLock, Failure> {
     let path = volume.join(CHANGE_LOCK_FILE);
     let failed = |e: std::io::Error| Failure::new(exitcode::FAILURE, format!("{}: {e}", path.display()));
-    let f = OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(&path).map_err(failed)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(failed)?;
     match flock(&f, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
