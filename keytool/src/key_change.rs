@@ -101,8 +101,9 @@ pub fn authorize(volume: &Path, args: &UnlockArgs) -> Result<Authorized, Failure
 /// Unlocks `volume` with `operators` (the first is the one a format-1
 /// volume's slot is kept for).
 pub fn authorize_with(volume: &Path, operators: &[Operator]) -> Result<Authorized, Failure> {
+    // A volume, before a lock file is made in it; the lock is taken
+    // before the unlock reads the header that will be changed.
     volume::read_headers(volume)?;
-    // Taken before the unlock reads the header it will change.
     let lock = lock_changes(volume)?;
     let unlocked = crate::unlock::unlock(volume, operators)?;
     let labels = unlocked.labels.clone();

@@ -188,6 +188,10 @@ pub fn add(args: &SlotAddArgs) -> Result<(), Failure> {
     let mut a = key_change::authorize(&args.volume, &args.unlock)?;
     const ACTION: &str = "add-keyslot";
     let label = Some(args.label.as_str());
+    // Before the new secret is asked for.
+    if a.header.find(&args.label).is_some() {
+        return Err(a.refuse(ACTION, label, callvault::Error::DuplicateLabel { label: args.label.clone() }.into()));
+    }
     let secret = new_secret::read(&NewSecretArgs {
         passphrase_file: args.passphrase_file.as_ref(),
         keyfiles: &args.keyfiles,
