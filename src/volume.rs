@@ -195,6 +195,18 @@ pub struct HeaderCopies {
 }
 
 impl HeaderCopies {
+    /// One line per copy that does not decode, naming it (not every error
+    /// has a path of its own).
+    pub fn damage_warnings(&self) -> Vec<String> {
+        self.damaged
+            .iter()
+            .map(|(p, e)| {
+                let line = first_line(e);
+                if line.contains(&*p.to_string_lossy()) { line } else { format!("{}: {line}", p.display()) }
+            })
+            .collect()
+    }
+
     /// The newest copy that decodes.
     pub fn best(&self) -> Option<&AnyHeader> {
         self.decoded.first().map(|(_, h)| h)
@@ -239,8 +251,58 @@ pub fn read_header(dir: &Path) -> Result<AnyHeader, Error> {
     Ok(copies.decoded.into_iter().next().map(|(_, h)| h).expect("read_headers returns at least one"))
 }
 
-/// Opens one decoded header with the operators' factors.
-fn open_header(
+/// The newest header copy of the volume in `dir` that decodes, as the bytes
+/// read (for a header backup: exactly what was decoded), its path and the
+/// decoded header.
+pub fn newest_header_bytes(dir: &Path) -> Result<(PathBuf, Vec<u8>, AnyHeader), Error> {
+    check_volume_dir(dir)?;
+    let paths = VolumePaths::new(dir);
+    let mut best: Option<(PathBuf, Vec<u8>, AnyHeader)> = None;
+    let mut first_err = None;
+    for path in [paths.header(), paths.header_copy()] {
+        let decoded = match read_bounded(&path) {
+            Ok(b) if b.len() > header::MAX_HEADER_LEN => Err(Error::HeaderDamaged {
+                path: path.clone(),
+                what: format!("longer than {} bytes", header::MAX_HEADER_LEN),
+            }),
+            Ok(b) => header::decode(&b, &path).map(|h| (b, h)),
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => Err(Error::io(&path, e)),
+        };
+        match decoded {
+            Ok((b, h)) => {
+                if best.as_ref().is_none_or(|(_, _, old)| h.write_seq() > old.write_seq()) {
+                    best = Some((path, b, h));
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    best.ok_or_else(|| first_err.unwrap_or(Error::NotAVolume { path: dir.to_path_buf() }))
+}
+
+/// Whether `backup` may replace the volume's header, judged against the
+/// current copies that decode: it must be of the same volume, and not from
+/// before the newest key generation among them (its master key would
+/// decrypt nothing written since). With no copy decoding there is nothing
+/// to judge against, and it may.
+pub fn check_restorable(backup: &AnyHeader, current: &[(PathBuf, AnyHeader)]) -> Result<(), Error> {
+    if current.iter().any(|(_, h)| h.volume_id() != backup.volume_id()) {
+        return Err(Error::BackupOfOtherVolume);
+    }
+    let newest = current.iter().map(|(_, h)| h.generation()).max().unwrap_or(0);
+    if backup.generation() < newest {
+        return Err(Error::BackupTooOld { backup: backup.generation(), current: newest });
+    }
+    Ok(())
+}
+
+/// Opens one decoded header (a volume's, or a header backup read from
+/// `path`) with the operators' factors: the master key, the slots used and
+/// their labels. The header's MAC is checked.
+pub fn open_header(
     h: &AnyHeader,
     operators: &[Operator],
     path: &Path,
@@ -283,15 +345,7 @@ fn open_header(
 /// control with several operators' (each naming their slot).
 pub fn unlock(dir: &Path, operators: &[Operator]) -> Result<Unlocked, Error> {
     let copies = read_headers(dir)?;
-    // Each warning names the copy it is about (not every error has a path).
-    let mut warnings: Vec<String> = copies
-        .damaged
-        .iter()
-        .map(|(p, e)| {
-            let line = first_line(e);
-            if line.contains(&*p.to_string_lossy()) { line } else { format!("{}: {line}", p.display()) }
-        })
-        .collect();
+    let mut warnings = copies.damage_warnings();
     let newest = copies.decoded[0].1.write_seq();
     let mut last_err = None;
     let mut failed: Vec<&PathBuf> = Vec::new();
@@ -425,6 +479,36 @@ mod tests {
         assert!(matches!(unlock(&v, &op(b"bob operator 22")), Err(Error::WrongPassphrase { .. })));
         let u = unlock(&v, &op(b"first operator 1")).unwrap();
         assert!(u.warnings.iter().any(|w| w.contains("earlier write")), "{:?}", u.warnings);
+    }
+
+    #[test]
+    fn newest_bytes_skip_a_damaged_copy_and_backups_are_judged_by_volume_and_generation() {
+        let t = tempfile::tempdir().unwrap();
+        let v = t.path().join("vol");
+        create(&v, &creds(b"a passphrase 123"), kdf(), "ops", |_| Ok(())).unwrap();
+        let (path, bytes, h) = newest_header_bytes(&v).unwrap();
+        assert_eq!(path, v.join(HEADER_FILE));
+        assert_eq!(bytes, fs::read(&path).unwrap());
+        let mut bad = bytes.clone();
+        bad[..8].copy_from_slice(b"garbage!");
+        fs::write(&path, &bad).unwrap();
+        let (path, again, _) = newest_header_bytes(&v).unwrap();
+        assert_eq!((path, &again), (v.join(HEADER_COPY_FILE), &bytes));
+        fs::write(v.join(HEADER_COPY_FILE), &bad).unwrap();
+        assert!(matches!(newest_header_bytes(&v), Err(Error::HeaderDamaged { .. })));
+
+        let current = vec![(v.join(HEADER_FILE), h.clone())];
+        check_restorable(&h, &current).unwrap();
+        check_restorable(&h, &[]).unwrap();
+        let other = t.path().join("other");
+        create(&other, &creds(b"a passphrase 123"), kdf(), "ops", |_| Ok(())).unwrap();
+        let theirs = read_header(&other).unwrap();
+        assert!(matches!(check_restorable(&theirs, &current), Err(Error::BackupOfOtherVolume)));
+        let AnyHeader::V2(mut rotated) = h.clone() else { panic!("format 2") };
+        let (old, new) = (MasterKey::generate().unwrap(), MasterKey::generate().unwrap());
+        rotated.begin_rotation(&old, &new).unwrap();
+        let newer = vec![(v.join(HEADER_FILE), AnyHeader::V2(rotated))];
+        assert!(matches!(check_restorable(&h, &newer), Err(Error::BackupTooOld { backup: 1, current: 2 })));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Test volumes and mounts. A [`Mount`] unmounts on drop (lazily, if a test
 //! failed half-way) so one failing test does not leave mounts behind.
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -88,6 +89,31 @@ impl Volume {
         Volume { dir, path, pass }
     }
 
+    /// A fresh volume whose first keyslot is `label`'s, with `passphrase`
+    /// (kept in `pass`) and the cheapest KDF (1 MiB, one pass).
+    pub fn with_operator(label: &str, passphrase: &str) -> Volume {
+        let dir = tempfile::Builder::new().prefix("cv-test-").tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("vol");
+        let pass = dir.path().join(format!("{label}.pass"));
+        fs::write(&pass, format!("{passphrase}\n")).unwrap();
+        fs::set_permissions(&pass, fs::Permissions::from_mode(0o600)).unwrap();
+        let out = keytool(&[
+            "init",
+            path.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "--label",
+            label,
+            "--kdf-memory",
+            "1",
+            "--kdf-time",
+            "0",
+        ]);
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        Volume { dir, path, pass }
+    }
+
     /// The auditor's verification key `init` wrote beside the volume.
     pub fn audit_key(&self) -> PathBuf {
         self.dir.path().join("vol.audit-key")
@@ -135,6 +161,13 @@ impl Volume {
         self.start(extra, None, &[])
     }
 
+    /// Starts `callvaultd` with exactly these unlock options
+    /// (`--passphrase-file [LABEL=]F`, `--keyfile [LABEL=]K`, `--label ID`)
+    /// instead of `--passphrase-file pass`, and `--allow-all`.
+    pub fn mount_as(&self, secrets: &[&str]) -> Result<Mount, (Option<i32>, String)> {
+        self.start_as(secrets.iter().map(OsString::from).collect(), &[], None, &[])
+    }
+
     /// `mount_with`, with extra environment variables for the daemon.
     pub fn mount_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
         self.start(extra, None, env)
@@ -147,6 +180,17 @@ impl Volume {
     }
 
     fn start(&self, extra: &[&str], nofile: Option<u64>, env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
+        let secrets = vec![OsString::from("--passphrase-file"), self.pass.clone().into_os_string()];
+        self.start_as(secrets, extra, nofile, env)
+    }
+
+    fn start_as(
+        &self,
+        secrets: Vec<OsString>,
+        extra: &[&str],
+        nofile: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Result<Mount, (Option<i32>, String)> {
         let mut extra = extra.to_vec();
         if std::env::var_os("CALLVAULT_TEST_VERBOSE").is_some() {
             extra.push("-v");
@@ -171,8 +215,7 @@ impl Volume {
         let mut child = cmd
             .arg(&self.path)
             .arg(&mnt)
-            .arg("--passphrase-file")
-            .arg(&self.pass)
+            .args(&secrets)
             .args(&extra)
             .env("NOTIFY_SOCKET", &sock_path)
             .envs(env.iter().copied())

@@ -25,6 +25,8 @@ mod errors;
 mod fail_closed;
 /// Frozen example volumes of each format version: still unlocked, mounted and read.
 mod formats;
+/// Operators' keyslots: kinds, removal, rules, history, dual control, header backups, format-1 upgrade, throttling.
+mod keys;
 /// Random writes and truncates checked against an in-memory model.
 mod model;
 /// What lands in the backing directory: no plaintext data, no plaintext names.

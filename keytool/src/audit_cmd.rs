@@ -202,6 +202,21 @@ pub fn record_event(volume: &Path, ev: Event) -> Result<(), JournalError> {
     }
 }
 
+/// Records several events from keytool, in order: in one append when no
+/// writer holds the journal, otherwise as one request file each.
+pub fn record_events(volume: &Path, events: Vec<Event>) -> Result<(), JournalError> {
+    let dir = audit_dir(volume);
+    let opts = JournalOptions { lock_wait: Duration::from_millis(200), ..JournalOptions::default() };
+    match Journal::open(&dir, opts) {
+        Ok(j) => {
+            j.append_all(events)?;
+            j.close()
+        }
+        Err(JournalError::Locked { .. }) => events.iter().try_for_each(|ev| write_request(&dir, ev).map(|_| ())),
+        Err(e) => Err(e),
+    }
+}
+
 fn record_read(volume: &Path, action: &str) -> Result<(), JournalError> {
     let ev = Event::new(EventKind::AuditRead, Actor::current_process())
         .detail(Detail { action: Some(action.to_string()), ..Detail::default() });

@@ -1,24 +1,13 @@
 //! `callvault-keytool init`: create a volume.
 
-use std::time::Duration;
-
 use callvault::exitcode;
-use callvault::kdf::{self, KdfParams};
 
 use crate::cli::InitArgs;
 use crate::error::Failure;
 use crate::new_secret::{self, NewSecretArgs};
 
 pub fn run(args: &InitArgs) -> Result<(), Failure> {
-    if !(1..=kdf::MAX_MEMORY_KIB / 1024).contains(&args.kdf_memory) {
-        return Err(Failure::new(
-            exitcode::USAGE,
-            format!("--kdf-memory must be between 1 and {} MiB", kdf::MAX_MEMORY_KIB / 1024),
-        ));
-    }
-    if !args.kdf_time.is_finite() || args.kdf_time < 0.0 || args.kdf_time > 60.0 {
-        return Err(Failure::new(exitcode::USAGE, "--kdf-time must be between 0 and 60 seconds"));
-    }
+    new_secret::check_kdf(&args.kdf)?;
     // Refuse before asking for a passphrase that would be thrown away.
     match callvault::volume::read_header(&args.volume) {
         Err(callvault::Error::NotAVolume { .. }) => {}
@@ -43,15 +32,9 @@ pub fn run(args: &InitArgs) -> Result<(), Failure> {
         keyfiles: &args.keyfiles,
         allow_weak: args.allow_weak_passphrase,
         label: &args.label,
+        passphrase_required: false,
     })?;
-    if args.kdf_memory < kdf::DEFAULT_MEMORY_MIB {
-        eprintln!(
-            "callvault-keytool: warning: --kdf-memory {} MiB is below the {} MiB production minimum; use it for tests only",
-            args.kdf_memory,
-            kdf::DEFAULT_MEMORY_MIB
-        );
-    }
-    let params = KdfParams::calibrate(args.kdf_memory, Duration::from_secs_f64(args.kdf_time))?;
+    let params = new_secret::kdf_params(&args.kdf)?;
     callvault::volume::create(&args.volume, &secret.creds, params, &args.label, |_| {
         crate::audit_cmd::init_audit(&args.volume, &key_file).map(drop).map_err(callvault::Error::Audit)
     })?;

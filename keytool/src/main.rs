@@ -4,11 +4,17 @@
 mod audit_cmd;
 mod blackout_cmd;
 mod cli;
+mod dual_control;
 mod error;
+mod header_cmd;
 mod init;
+mod key_change;
 mod new_secret;
 mod passphrase;
+mod passwd;
 mod policy_cmd;
+mod slot_cmd;
+mod unlock;
 
 use std::process::ExitCode;
 
@@ -72,6 +78,26 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match &cli.command {
         cli::Command::Init(a) => init::run(a),
+        cli::Command::Slot(cmd) => match cmd {
+            cli::SlotCommand::List { volume, format } => slot_cmd::list(volume, format),
+            cli::SlotCommand::Add(a) => slot_cmd::add(a),
+            cli::SlotCommand::Remove { volume, label, unlock } => slot_cmd::remove(volume, label, unlock),
+            cli::SlotCommand::Reset(a) => slot_cmd::reset(a),
+            cli::SlotCommand::Flag { volume, label, no_self_change, unlock } => {
+                slot_cmd::flag(volume, label, no_self_change == "on", unlock)
+            }
+        },
+        cli::Command::Passwd(a) => passwd::run(a),
+        cli::Command::DualControl(cmd) => match cmd {
+            cli::DualControlCommand::Enable { volume, threshold, labels, unlock } => {
+                dual_control::enable(volume, *threshold, labels, unlock)
+            }
+            cli::DualControlCommand::Disable { volume, unlock } => dual_control::disable(volume, unlock),
+        },
+        cli::Command::Header(cmd) => match cmd {
+            cli::HeaderCommand::Backup { volume, file } => header_cmd::backup(volume, file),
+            cli::HeaderCommand::Restore { volume, file, unlock } => header_cmd::restore(volume, file, unlock),
+        },
         cli::Command::Audit(cmd) => return audit(cmd),
         cli::Command::Blackout(cmd) => {
             use blackout_cmd::Action;
@@ -105,9 +131,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("callvault-keytool: {}", f.message.replace('\n', "\n  "));
-            ExitCode::from(f.code)
-        }
+        Err(f) => fail(f),
     }
 }

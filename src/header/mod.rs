@@ -180,6 +180,13 @@ impl AnyHeader {
             AnyHeader::V2(h) => h.volume_id,
         }
     }
+    /// The key generation (format 1 knew no rotation: always 1).
+    pub fn generation(&self) -> u32 {
+        match self {
+            AnyHeader::V1(_) => 1,
+            AnyHeader::V2(h) => h.generation,
+        }
+    }
 }
 
 /// An opened slot: its private key and its payload (master key or share).

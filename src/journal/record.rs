@@ -278,8 +278,9 @@ pub struct Detail {
     /// a key administration action changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// Keys: every operator who took part (dual control: the K who unlocked;
-    /// `dual-control enable`: the operators named).
+    /// Keys: every operator who took part (an unlock under dual control: the
+    /// K who unlocked; a key administration action: the operators whose
+    /// unlock authorized it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
     /// Free text for the operator (why an unlock failed, which command ran).
