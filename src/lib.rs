@@ -27,6 +27,7 @@ pub mod keys;
 pub mod names;
 pub mod policy;
 pub mod random;
+pub mod rotation;
 pub mod secret;
 pub mod sectors;
 pub mod volume;
