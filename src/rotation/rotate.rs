@@ -239,42 +239,43 @@ impl<'a, 'p> Rotator<'a, 'p> {
     }
 
     /// Whether the staged symlink `key` holds `target` under the new key.
-    fn check_staged_link(&mut self, key: &str, staged: &Meta, target: &[u8], m: &Meta) -> Result<()> {
+    fn check_staged_link(&mut self, key: &str, staged: &Meta, target: &[u8]) -> Result<()> {
         let path = self.staging.path.join(key);
         let sdir = self.staging.fd().ok_or_else(|| changed(&path))?;
-        let ok = staged.kind() == Kind::Symlink
-            && names::decrypt_link_target(&self.keys.new.link_targets, &sys::readlink(sdir, key, &path)?)
-                .is_ok_and(|t| t == target);
-        if !ok {
-            return Err(RotationError::Conflict {
+        if staged.kind() != Kind::Symlink {
+            return Err(RotationError::Conflict { path, what: "the staged copy of a symlink is no symlink".into() });
+        }
+        let stored = sys::readlink(sdir, key, &path)?;
+        // As in `symlink`: put back the access time the read moved.
+        sys::set_times_at(sdir, key, staged, &path)?;
+        if names::decrypt_link_target(&self.keys.new.link_targets, &stored).is_ok_and(|t| t == target) {
+            Ok(())
+        } else {
+            Err(RotationError::Conflict {
                 path,
                 what: "the staged copy of a hard-linked symlink does not hold its target".into(),
-            });
+            })
         }
-        // Reading the target moved its access time: put it back.
-        self.steps.tick(&path)?;
-        sys::set_times_at(sdir, key, m, &path)
     }
 
     fn symlink(&mut self, dir: &mut DirState, fd: &OwnedFd, entry: &str, m: &Meta) -> Result<()> {
         let path = dir.path.join(entry);
-        let target = match self.keys.link_target(&sys::readlink(fd, entry, &path)?) {
+        let stored = sys::readlink(fd, entry, &path)?;
+        // Reading a target moves the link's access time (there is no
+        // O_NOATIME for readlink): put it back at once, before anything else
+        // can happen, so neither the old link nor its copy shows the read.
+        if sys::stat_at(fd, entry, &path)?.is_some_and(|now| now.atime != m.atime) {
+            sys::set_times_at(fd, entry, m, &path)?;
+        }
+        let target = match self.keys.link_target(&stored) {
             Some(Under::Old(t)) => t,
-            Some(Under::New(_)) => {
-                // Done by an earlier run. Reading the target may have moved
-                // its access time: put it back.
-                if sys::stat_at(fd, entry, &path)?.is_some_and(|now| now.atime != m.atime) {
-                    self.steps.tick(&path)?;
-                    sys::set_times_at(fd, entry, m, &path)?;
-                }
-                return Ok(());
-            }
+            Some(Under::New(_)) => return Ok(()), // done by an earlier run
             None => return Err(RotationError::Undecryptable { path, what: "its link target".into() }),
         };
         let stored = names::encrypt_link_target(&self.keys.new.link_targets, &target).map_err(crypto(&path))?;
         let key = staging::link_key(m.ino);
         if let Some(staged) = self.staging.find(&key)? {
-            self.check_staged_link(&key, &staged, &target, m)?;
+            self.check_staged_link(&key, &staged, &target)?;
             return self.relink(dir, fd, entry, &key);
         }
         if m.nlink > 1 {

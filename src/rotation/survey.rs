@@ -70,8 +70,11 @@ impl Surveyor<'_> {
     fn file(&mut self, fd: &OwnedFd, entry: &str, path: &Path) -> Result<()> {
         let f = sys::open_file(fd, entry, path)?;
         let m = sys::fstat(&f, path)?;
-        self.survey.xattrs += xattrs::count_old(&self.keys, &f, path)?;
+        if m.nlink > 1 && !self.seen.insert((m.dev, m.ino)) {
+            return Ok(()); // another name of the same file, counted already
+        }
         if m.size == 0 {
+            self.survey.xattrs += xattrs::count_old(&self.keys, &f, path)?;
             return Ok(());
         }
         let region = copy::header_region(&f, m.size, path)?;
@@ -79,6 +82,7 @@ impl Surveyor<'_> {
             Ok(Under::Old(h)) => h,
             Ok(Under::New(_)) => {
                 self.survey.files_done += 1;
+                self.survey.xattrs += xattrs::count_old(&self.keys, &f, path)?;
                 return Ok(());
             }
             Err(why) => {
@@ -93,11 +97,12 @@ impl Surveyor<'_> {
             Some(s) => sys::stat_at(s, &staging::file_key(&h.file_id, m.ino), path)?.is_some(),
             None => false,
         };
-        if staged || (m.nlink > 1 && !self.seen.insert((m.dev, m.ino))) {
-            return Ok(()); // its new copy is made, or counted already
+        if staged {
+            return Ok(()); // its new copy is made: its names only move
         }
         self.survey.files += 1;
         self.survey.bytes += copy::data_bytes(&f, m.size, h.size, path)?;
+        self.survey.xattrs += xattrs::count_old(&self.keys, &f, path)?;
         Ok(())
     }
 }
