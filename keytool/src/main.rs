@@ -8,6 +8,7 @@ mod error;
 mod init;
 mod passphrase;
 mod policy_cmd;
+mod progress;
 
 use std::process::ExitCode;
 
