@@ -88,18 +88,18 @@ fn populate(m: &Mount) {
     std::os::unix::fs::lchown(m.p("latest"), Some(77), Some(88)).unwrap();
     // Explicit times, deepest first (each entry made moves its directory's).
     let mut all = Vec::new();
-    walk_paths(&m.path, &m.path, &mut all);
+    walk_paths(&m.path, &mut all);
     all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for (i, p) in all.iter().enumerate() {
         set_times(p, 1_600_000_000 + 1000 * i as i64);
     }
 }
 
-fn walk_paths(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+fn walk_paths(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if fs::symlink_metadata(&p).unwrap().is_dir() {
-            walk_paths(root, &p, out);
+            walk_paths(&p, out);
         }
         out.push(p);
     }
@@ -138,7 +138,7 @@ fn mount_xattrs(p: &Path) -> BTreeMap<String, String> {
 /// Everything the mount shows, by path.
 fn through_mount(m: &Mount) -> BTreeMap<String, Seen> {
     let mut paths = Vec::new();
-    walk_paths(&m.path, &m.path, &mut paths);
+    walk_paths(&m.path, &mut paths);
     let mut out = BTreeMap::new();
     let mut groups: BTreeMap<u64, String> = BTreeMap::new();
     let mut inos = BTreeMap::new();
@@ -272,7 +272,8 @@ fn backing_dir(
                 full
             }
             EntryKind::Internal => {
-                let side_of_entry = e.strip_suffix(LONG_NAME_SUFFIX).is_some_and(|x| dir.join(x).symlink_metadata().is_ok());
+                let side_of_entry =
+                    e.strip_suffix(LONG_NAME_SUFFIX).is_some_and(|x| dir.join(x).symlink_metadata().is_ok());
                 assert!(e == DIRID_FILE || side_of_entry, "{}: leftover {e}", dir.display());
                 assert!(!e.starts_with(TEMP_PREFIX) && e != STAGING_DIR);
                 continue;
@@ -281,7 +282,11 @@ fn backing_dir(
         let plain = names::decrypt_name(&keys.names, &id, &encoded)
             .unwrap_or_else(|_| panic!("{}: {e} is not a name under the key", dir.display()));
         if let Some(old) = old {
-            assert!(names::decrypt_name(&old.names, &id, &encoded).is_err(), "{}: {e} decrypts under the old key", dir.display());
+            assert!(
+                names::decrypt_name(&old.names, &id, &encoded).is_err(),
+                "{}: {e} decrypts under the old key",
+                dir.display()
+            );
         }
         let name = format!("{rel}/{}", String::from_utf8(plain).unwrap());
         let p = dir.join(&e);
@@ -343,7 +348,11 @@ fn contents(p: &Path, keys: &VolumeKeys, old: Option<&VolumeKeys>) -> (Vec<u8>, 
     f.read_exact_at(&mut region, 0).unwrap();
     let h = FileHeader::decode(&region, &keys.file_header_mac).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     if let Some(old) = old {
-        assert!(FileHeader::decode(&region, &old.file_header_mac).is_err(), "{}: header under the old key", p.display());
+        assert!(
+            FileHeader::decode(&region, &old.file_header_mac).is_err(),
+            "{}: header under the old key",
+            p.display()
+        );
     }
     let cipher = SectorCipher::new(&keys.file_key(&h.file_id)).unwrap();
     let mut plain = Vec::with_capacity(h.size as usize);

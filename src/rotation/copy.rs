@@ -98,10 +98,7 @@ pub(crate) fn written_runs(chunk: &[u8]) -> Vec<std::ops::Range<usize>> {
 
 fn ciphers(old: &VolumeKeys, new: &VolumeKeys, id: &[u8; 16], path: &Path) -> Result<(SectorCipher, SectorCipher)> {
     let refused = |e: crate::Error| RotationError::Crypto { path: path.to_path_buf(), what: format!("file key: {e}") };
-    Ok((
-        SectorCipher::new(&old.file_key(id)).map_err(refused)?,
-        SectorCipher::new(&new.file_key(id)).map_err(refused)?,
-    ))
+    Ok((SectorCipher::new(&old.file_key(id)).map_err(refused)?, SectorCipher::new(&new.file_key(id)).map_err(refused)?))
 }
 
 /// Writes into `dst` (new, empty) the contents of `src` (a backing file of

@@ -74,7 +74,13 @@ pub(crate) fn sort(
 
 /// The name of an entry `name` of directory `dir` (ID `id`): its plaintext
 /// under the key it is under.
-pub(crate) fn name_of(keys: &Keys<'_>, id: &[u8; DIRID_LEN], dir: impl AsFd, name: &OsStr, path: &Path) -> Result<Under<Vec<u8>>> {
+pub(crate) fn name_of(
+    keys: &Keys<'_>,
+    id: &[u8; DIRID_LEN],
+    dir: impl AsFd,
+    name: &OsStr,
+    path: &Path,
+) -> Result<Under<Vec<u8>>> {
     let Some(text) = name.to_str() else {
         return Err(RotationError::Undecryptable { path: path.to_path_buf(), what: "a name that is not UTF-8".into() });
     };

@@ -96,11 +96,11 @@ mod staging;
 mod steps;
 mod survey;
 mod sys;
+#[cfg(test)]
+mod tests;
 mod walk;
 mod which;
 mod xattrs;
-#[cfg(test)]
-mod tests;
 
 use std::path::Path;
 use std::time::Instant;

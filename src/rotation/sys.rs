@@ -153,8 +153,8 @@ pub(crate) fn entries(dir: impl AsFd, path: &Path) -> Result<Vec<OsString>> {
 
 /// A fresh temporary name for `dir`: [`TEMP_PREFIX`] and 24 hex digits.
 pub(crate) fn temp_name(path: &Path) -> Result<String> {
-    let r: [u8; 12] = crate::random::array()
-        .map_err(|e| RotationError::Crypto { path: path.to_path_buf(), what: e.to_string() })?;
+    let r: [u8; 12] =
+        crate::random::array().map_err(|e| RotationError::Crypto { path: path.to_path_buf(), what: e.to_string() })?;
     Ok(format!("{TEMP_PREFIX}{}", hex(&r)))
 }
 
@@ -365,20 +365,6 @@ pub(crate) fn xattr_remove(fd: impl AsFd, name: &[u8], path: &Path) -> Result<()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temporaries_are_housekeeping_names_and_distinct() {
-        let t = temp_name(Path::new("/")).unwrap();
-        assert!(t.starts_with(TEMP_PREFIX) && t.len() == TEMP_PREFIX.len() + 24);
-        assert_eq!(crate::names::classify(&t), crate::names::EntryKind::Internal);
-        assert_ne!(t, temp_name(Path::new("/")).unwrap());
-        assert!(!super::super::staging::STAGING_DIR.starts_with(TEMP_PREFIX));
-    }
-}
-
 /// Opens the data directory itself (a path given by the caller).
 pub(crate) fn open_root(path: &Path) -> Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -437,4 +423,18 @@ pub(crate) fn read_small_text(dir: impl AsFd, name: &str, path: &Path) -> Result
     let n = read_full(&f, &mut buf, 0, path)?;
     buf.truncate(n);
     Ok(String::from_utf8(buf).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_are_housekeeping_names_and_distinct() {
+        let t = temp_name(Path::new("/")).unwrap();
+        assert!(t.starts_with(TEMP_PREFIX) && t.len() == TEMP_PREFIX.len() + 24);
+        assert_eq!(crate::names::classify(&t), crate::names::EntryKind::Internal);
+        assert_ne!(t, temp_name(Path::new("/")).unwrap());
+        assert!(!super::super::staging::STAGING_DIR.starts_with(TEMP_PREFIX));
+    }
 }

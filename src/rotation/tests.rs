@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, XattrFlags};
 
-use super::progress::{NoProgress, RotationProgress};
 use super::copy::CHUNK;
+use super::progress::{NoProgress, RotationProgress};
 use super::sys;
 use super::*;
 use crate::contents::SectorCipher;
@@ -89,7 +89,15 @@ impl<'k> Builder<'k> {
     /// A regular file holding `plain`: sectors in `holes` are never written
     /// (they must be zeros in `plain`), sectors in `zeroed` are written as
     /// all-zero ciphertext (reads as a hole), `excess` garbage sectors follow.
-    fn file(&mut self, parent: &Path, pid: &[u8; 16], name: &str, plain: &[u8], holes: &[u64], zeroed: &[u64]) -> PathBuf {
+    fn file(
+        &mut self,
+        parent: &Path,
+        pid: &[u8; 16],
+        name: &str,
+        plain: &[u8],
+        holes: &[u64],
+        zeroed: &[u64],
+    ) -> PathBuf {
         let p = self.name(parent, pid, name);
         self.contents(&p, plain, holes, zeroed, 0);
         self.made.push(p.clone());
@@ -223,10 +231,22 @@ fn build(base: &Path, keys: &VolumeKeys, big: usize, depth: usize) -> PathBuf {
     }
     b.file(&d, &id, "deep.wav", b"deep", &[], &[]);
     if root() {
-        rfs::chownat(rfs::CWD, &f4097, Some(rfs::Uid::from_raw(1234)), Some(rfs::Gid::from_raw(5678)), AtFlags::empty())
-            .unwrap();
-        rfs::chownat(rfs::CWD, &l, Some(rfs::Uid::from_raw(77)), Some(rfs::Gid::from_raw(88)), AtFlags::SYMLINK_NOFOLLOW)
-            .unwrap();
+        rfs::chownat(
+            rfs::CWD,
+            &f4097,
+            Some(rfs::Uid::from_raw(1234)),
+            Some(rfs::Gid::from_raw(5678)),
+            AtFlags::empty(),
+        )
+        .unwrap();
+        rfs::chownat(
+            rfs::CWD,
+            &l,
+            Some(rfs::Uid::from_raw(77)),
+            Some(rfs::Gid::from_raw(88)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
         fs::set_permissions(&f4097, fs::Permissions::from_mode(0o6640)).unwrap();
         fs::set_permissions(&nov, fs::Permissions::from_mode(0o710)).unwrap();
     }
