@@ -175,6 +175,11 @@ mod tests {
     }
 
     #[test]
+    fn the_bar_template_is_valid() {
+        assert!(ProgressStyle::with_template(BAR_TEMPLATE).is_ok());
+    }
+
+    #[test]
     fn sizes_and_durations_read_like_du_and_time() {
         assert_eq!(size(0), "0 B");
         assert_eq!(size(1023), "1023 B");

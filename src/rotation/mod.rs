@@ -58,7 +58,10 @@
 //!    removed; both at once hold the same plaintext, and the next run
 //!    removes the old.
 //! 7. **Times survive.** A new copy gets the old object's access and
-//!    modification times (everything is read with `O_NOATIME`). A
+//!    modification times (everything is read with `O_NOATIME`; reading a
+//!    link target has no such flag, so the link's access time is put back
+//!    right after the read, and only a kill in the instant between the two
+//!    leaves it moved). A
 //!    directory's times move when its entries change, so before its first
 //!    change they are recorded, durably, in its xattr
 //!    `user.callvault.rotation-times` (an xattr: writing it does not touch
@@ -81,7 +84,13 @@
 //! a damaged file (shorter than its header says), a conflict no rotation
 //! leaves. Memory is bounded: one 1 MiB buffer, one directory's entry names
 //! per directory level, and one number per hard-linked file in the survey.
-//! The walk holds one directory descriptor at a time, whatever the depth.
+//! The walk holds one descriptor of the directory it is in (besides the data
+//! directory's, the staging directory's and the file being copied), whatever
+//! the depth. Contents go through in runs of up to 256 sectors per
+//! `pread`/`pwrite`, found with SEEK_DATA/SEEK_HOLE.
+//!
+//! Needs root (or the owner of every backing object): new copies are given
+//! the old owners, and times are read without moving them.
 //!
 //! The format of the staging area, the temporaries and the times record is
 //! in docs/FORMAT.md ("Key rotation").
