@@ -61,9 +61,8 @@
 //!    modification times (everything is read with `O_NOATIME`; reading a
 //!    link target has no such flag, so the link's access time is put back
 //!    right after the read, and only a kill in the instant between the two
-//!    leaves it moved). A
-//!    directory's times move when its entries change, so before its first
-//!    change they are recorded, durably, in its xattr
+//!    leaves it moved). A directory's times move when its entries change,
+//!    so before its first change they are recorded, durably, in its xattr
 //!    `user.callvault.rotation-times` (an xattr: writing it does not touch
 //!    the mtime, and the root has no other such place); when its entries are
 //!    done the times are put back, the directory is fsynced, and the record
