@@ -37,6 +37,8 @@ mod posix;
 mod remount;
 /// Per-user rights: real users and groups, real processes, a real mount.
 mod rights;
+/// Key rotation: a real volume rotated to a new master key, also killed half-way and resumed.
+mod rotation;
 /// 200,000 files under a 4,096-descriptor limit, audited: the daemon's descriptors stay bounded.
 mod scale;
 /// File sizes around sector boundaries and a sparse 10 GiB file.

@@ -37,6 +37,24 @@ pub enum Command {
     /// Back up the volume header to a file, or restore it from one.
     #[command(subcommand)]
     Header(HeaderCommand),
+    /// Make a new master key and re-encrypt every file, name and link under
+    /// it (the volume must be unmounted). Resumes an interrupted rotation.
+    RotateKey(RotateKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RotateKeyArgs {
+    pub volume: PathBuf,
+    /// The operator ID of the slot to unlock with.
+    #[arg(long, visible_alias = "unlock-label", value_name = "ID")]
+    pub label: Option<String>,
+    /// A passphrase file; `LABEL=FILE` names the operator (repeat once per
+    /// operator under dual control). Without it or --keyfile: prompts.
+    #[arg(long = "passphrase-file", visible_alias = "unlock-passphrase-file", value_name = "[LABEL=]FILE")]
+    pub passphrase_files: Vec<String>,
+    /// A keyfile (repeatable); `LABEL=FILE` gives it to that operator.
+    #[arg(long = "keyfile", visible_alias = "unlock-keyfile", value_name = "[LABEL=]FILE")]
+    pub keyfiles: Vec<String>,
 }
 
 /// Argon2id cost of a new or changed keyslot (`init`, `slot add`, `slot

@@ -13,6 +13,8 @@ mod new_secret;
 mod passphrase;
 mod passwd;
 mod policy_cmd;
+mod progress;
+mod rotate_cmd;
 mod slot_cmd;
 mod unlock;
 
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Passwd(a) => passwd::run(a),
+        cli::Command::RotateKey(a) => rotate_cmd::run(a),
         cli::Command::DualControl(cmd) => match cmd {
             cli::DualControlCommand::Enable { volume, threshold, labels, unlock } => {
                 dual_control::enable(volume, *threshold, labels, unlock)
