@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,7 +18,7 @@ use callvault::header::{NewSlot, VolumeHeader};
 use callvault::kdf::KdfParams;
 use callvault::keys::VolumeKeys;
 use callvault::names::{self, DIRID_FILE, EntryKind, LONG_NAME_SUFFIX};
-use callvault::rotation::{self, NoProgress, RotationProgress, STAGING_DIR, TEMP_PREFIX, TIMES_RECORD_XATTR};
+use callvault::rotation::{self, NoProgress, STAGING_DIR, TEMP_PREFIX, TIMES_RECORD_XATTR};
 use callvault::secret::MasterKey;
 use callvault::sectors::{FILE_HEADER_LEN, SECTOR_SIZE, sectors_for_size};
 use callvault::volume::{self, VolumePaths};
@@ -28,12 +28,6 @@ use sha2::{Digest, Sha256};
 use crate::harness::{Mount, PASSPHRASE, Volume, pattern};
 
 const MIB: usize = 1 << 20;
-/// Set in the child process: the file holding the two master keys.
-const CHILD_KEYS: &str = "CALLVAULT_ROTATION_TEST_KEYS";
-/// Set in the child process: the data directory to rotate.
-const CHILD_DATA: &str = "CALLVAULT_ROTATION_TEST_DATA";
-/// What the child prints after each file it finished.
-const FILE_DONE: &str = "rotation-test: file done";
 
 fn hash(b: &[u8]) -> String {
     Sha256::digest(b)[..10].iter().map(|b| format!("{b:02x}")).collect()
@@ -473,127 +467,6 @@ fn backing_path(data: &Path, keys: &VolumeKeys, parts: &[&str]) -> PathBuf {
         p = p.join(names::encrypt_name(&keys.names, &id, part.as_bytes()).unwrap().entry());
     }
     p
-}
-
-/// How the parent stops the child after its Nth file.
-#[derive(Debug, Clone, Copy)]
-enum Kill {
-    /// While the child waits right after reporting file N.
-    AtReport,
-    /// As soon as the child was let go on after file N: somewhere in
-    /// whatever comes next (a copy, a rename, a directory's times).
-    Racing,
-}
-
-#[test]
-fn a_rotation_killed_after_any_file_resumes_with_nothing_lost() {
-    for (nth, kill) in [(1, Kill::AtReport), (4, Kill::Racing), (7, Kill::AtReport), (2, Kill::Racing)] {
-        let (vol, before) = prepared();
-        let data = VolumePaths::new(&vol.path).data();
-        let old_master = master_of(&vol);
-        let old = VolumeKeys::derive(MasterKey::copy_from(old_master.expose_secret()));
-        let new_master = MasterKey::generate().unwrap();
-        let new = VolumeKeys::derive(MasterKey::copy_from(new_master.expose_secret()));
-        let stored = backing(&data, &old, None);
-        let files = rotation::survey(&data, &old, &new).unwrap().files;
-        assert_eq!(files, 7);
-
-        // The keys go to the child in a file only root can read.
-        let keys = vol.dir.path().join("rotation-keys");
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&keys).unwrap();
-        f.write_all(old_master.expose_secret()).unwrap();
-        f.write_all(new_master.expose_secret()).unwrap();
-        drop(f);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "rotation::child_rotates_until_killed", "--nocapture", "--test-threads=1"])
-            .env(CHILD_KEYS, &keys)
-            .env(CHILD_DATA, &data)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut go_on = child.stdin.take().unwrap();
-        let mut done = 0;
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            // libtest has printed the test's name on the same line.
-            if !line.contains(FILE_DONE) {
-                continue;
-            }
-            done += 1;
-            if done < nth {
-                go_on.write_all(b"\n").unwrap();
-                continue;
-            }
-            if let Kill::Racing = kill {
-                go_on.write_all(b"\n").unwrap();
-            }
-            child.kill().unwrap();
-            break;
-        }
-        let status = child.wait().unwrap();
-        assert_eq!(done, nth, "the child reported {done} files, then exited with {status:?}");
-        assert!(!status.success(), "killed: {status:?}");
-
-        let left = rotation::survey(&data, &old, &new).unwrap();
-        assert!(!left.nothing_left(), "after file {nth} something is left: {left:?}");
-        let mut p = Counted::default();
-        let stats = rotation::rotate_tree(&data, &old, &new, &mut p)
-            .unwrap_or_else(|e| panic!("resuming after file {nth} ({kill:?}): {e}"));
-        match kill {
-            Kill::AtReport => assert_eq!(stats.files, files - nth as u64, "{stats:?}"),
-            Kill::Racing => assert!(stats.files <= files - nth as u64, "{stats:?}"),
-        }
-        assert_eq!((p.files, p.bytes), (stats.files, stats.bytes));
-        same(&stored, &backing(&data, &new, Some(&old)), &format!("killed after file {nth} ({kill:?})"));
-        check_mounted(&vol, &new_master, &before);
-    }
-}
-
-#[derive(Default)]
-struct Counted {
-    files: u64,
-    bytes: u64,
-}
-
-impl RotationProgress for Counted {
-    fn start(&mut self, _files: u64, _bytes: u64) {}
-    fn file_done(&mut self, bytes: u64) {
-        self.files += 1;
-        self.bytes += bytes;
-    }
-    fn message(&mut self, _text: &str) {}
-}
-
-/// In the child: reports each file done, then waits for a line on stdin.
-struct Reporting;
-
-impl RotationProgress for Reporting {
-    fn start(&mut self, _files: u64, _bytes: u64) {}
-    fn file_done(&mut self, bytes: u64) {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{FILE_DONE} ({bytes} bytes)").unwrap();
-        out.flush().unwrap();
-        let mut b = [0u8; 1];
-        // The parent answers, or kills this process.
-        std::io::stdin().read_exact(&mut b).unwrap();
-    }
-    fn message(&mut self, _text: &str) {}
-}
-
-/// The child side of the test above (the test binary runs itself with
-/// `--exact` and the two variables set); with them unset it does nothing.
-#[test]
-fn child_rotates_until_killed() {
-    let (Some(keys), Some(data)) = (std::env::var_os(CHILD_KEYS), std::env::var_os(CHILD_DATA)) else { return };
-    let bytes = fs::read(&keys).unwrap();
-    assert_eq!(bytes.len(), 128);
-    let (o, n) = bytes.split_at(64);
-    let old = VolumeKeys::derive(MasterKey::copy_from(o.try_into().unwrap()));
-    let new = VolumeKeys::derive(MasterKey::copy_from(n.try_into().unwrap()));
-    assert!(Path::new(&data).join(DIRID_FILE).exists(), "{}", Path::new(&data).display());
-    rotation::rotate_tree(Path::new(&data), &old, &new, &mut Reporting).unwrap();
 }
 
 /// `callvault-keytool rotate-key` itself: refused while mounted; killed with
