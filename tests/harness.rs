@@ -168,6 +168,11 @@ impl Volume {
         self.start_as(secrets.iter().map(OsString::from).collect(), &[], None, &[])
     }
 
+    /// `mount_as`, with extra environment variables for the daemon.
+    pub fn mount_as_env(&self, secrets: &[&str], env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
+        self.start_as(secrets.iter().map(OsString::from).collect(), &[], None, env)
+    }
+
     /// `mount_with`, with extra environment variables for the daemon.
     pub fn mount_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Result<Mount, (Option<i32>, String)> {
         self.start(extra, None, env)

@@ -15,6 +15,8 @@ mod audit;
 mod blackouts;
 /// Many processes and threads on distinct and shared files; rights under a racing rename.
 mod concurrency;
+/// Unlock secrets from systemd credentials (passphrase, keyfile, both).
+mod credentials;
 /// Automatic DTMF masking: real speech, keyed digits, an independent decoder.
 mod dtmf;
 /// DTMF detection on real (espeak-ng) speech: no talk-off. Needs espeak-ng and sox, not root.
