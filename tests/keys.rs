@@ -601,3 +601,49 @@ fn the_sixth_failed_unlock_in_a_row_waits_and_says_so() {
     assert!(!err.contains("waiting"), "{err}");
     lab.assert_no_secret_leaked();
 }
+
+/// A backup made before dual control was enabled cannot end it on one
+/// operator's say: while the current header is readable, restoring needs its
+/// authority (K operators) too.
+#[test]
+fn an_old_backup_alone_cannot_undo_dual_control() {
+    let lab = Lab::new();
+    let v = lab.v();
+    let alice_file = lab.vol.pass.to_str().unwrap().to_string();
+    let bob = lab.secret("bob.pass", BOB);
+    let by = ["--unlock-passphrase-file", alice_file.as_str()];
+    lab.ok(&cat(&[&["slot", "add", v, "--label", "bob", "--passphrase-file", &bob], &KDF[..], &by]));
+    let backup = lab.vol.dir.path().join("before-dual.header");
+    lab.ok(&["header", "backup", v, backup.to_str().unwrap()]);
+    lab.ok(&[
+        "dual-control",
+        "enable",
+        v,
+        "--threshold",
+        "2",
+        "--labels",
+        "alice,bob",
+        "--unlock-passphrase-file",
+        &alice_file,
+    ]);
+    let alice = format!("alice={alice_file}");
+    let bob_l = format!("bob={bob}");
+    let err = lab.fails(&["header", "restore", v, backup.to_str().unwrap(), "--unlock-passphrase-file", &alice], 29);
+    assert!(err.contains("needs its operators' authority too"), "{err}");
+    lab.refused_mount(&["--passphrase-file", &alice], 29);
+    // With both operators, the restore is theirs to make (and says what changes).
+    let out = lab.run(&[
+        "header",
+        "restore",
+        v,
+        backup.to_str().unwrap(),
+        "--unlock-passphrase-file",
+        &alice,
+        "--unlock-passphrase-file",
+        &bob_l,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("dual control with a threshold of 2, this backup has no dual control"), "{err}");
+    lab.assert_no_secret_leaked();
+}

@@ -120,6 +120,22 @@ pub fn restore(volume: &Path, file: &Path, unlock_args: &UnlockArgs) -> Result<(
     volume::check_restorable(&backup, &current)
         .map_err(|e| key_change::refuse(volume, ACTION, None, None, e.into()))?;
     let operators = unlock::read_operators(volume, unlock_args, &backup)?;
+    // While a copy of the current header decodes, it is that header's
+    // authority (K operators under dual control) that may replace it: an
+    // old backup alone must not undo a removal or dual control. Only when no
+    // copy decodes (what restore is for) does the backup's own unlock do.
+    if !current.is_empty()
+        && let Err(f) = unlock::unlock(volume, &operators)
+    {
+        let f = Failure::new(
+            f.code,
+            format!(
+                "restoring over a readable header needs its operators' authority too: {}",
+                f.message.lines().next().unwrap_or_default()
+            ),
+        );
+        return Err(key_change::refuse(volume, ACTION, None, None, f));
+    }
     let (master, slots, labels) = unlock::unlock_backup(volume, &backup, file, &operators)?;
     let (mut header, upgraded) = match &backup {
         AnyHeader::V2(h) => (h.clone(), None),
