@@ -102,6 +102,9 @@ struct Period {
     /// A write below this offset may change the layout: it is read again.
     header_end: u64,
     alerted: bool,
+    /// Its end is recorded: a stop, a close and an unmount racing each
+    /// other record it once, whoever locks it first.
+    ended: bool,
 }
 
 impl Period {
@@ -119,6 +122,7 @@ impl Period {
             form_end: None,
             header_end: 0,
             alerted: false,
+            ended: false,
         }
     }
 
@@ -300,6 +304,9 @@ impl Vault {
             return self.audit.log_as(actor, EventKind::BlackoutStop, &Ok(()), Some(path), None, detail);
         };
         let mut p = lock(&period);
+        if p.ended {
+            return Ok(());
+        }
         if !p.dirs.is_empty() {
             p.own = false;
             let covering: Vec<String> = p.dirs.iter().filter_map(|d| self.path_of(*d).ok().map(|p| p.text)).collect();
@@ -314,8 +321,9 @@ impl Vault {
         // blackout goes on (EIO), the safe side for card data.
         self.record_end(actor, ino, &p, "stop", None)?;
         p.own = false;
+        p.ended = true;
         drop(p);
-        self.forget_period(ino);
+        self.forget_period(ino, &period);
         Ok(())
     }
 
@@ -365,14 +373,18 @@ impl Vault {
             self.store_held_audio(ino)?;
             let Some(period) = self.blackouts.period(ino) else { continue };
             let mut p = lock(&period);
+            if p.ended {
+                continue;
+            }
             if p.own || p.dirs.len() > 1 {
                 p.dirs.retain(|d| *d != dir);
                 continue;
             }
             self.record_end(actor.clone(), ino, &p, "directory stop", Some(path))?;
             p.dirs.clear();
+            p.ended = true;
             drop(p);
-            self.forget_period(ino);
+            self.forget_period(ino, &period);
         }
         let detail = Detail {
             scope: Some("directory".into()),
@@ -455,16 +467,24 @@ impl Vault {
             return;
         }
         let Some(period) = self.blackouts.period(ino) else { return };
-        let p = lock(&period);
+        let mut p = lock(&period);
+        if p.ended {
+            return;
+        }
         if let Err(e) = self.record_end(actor, ino, &p, "closed", None) {
             error!("inode {ino}: the end of its blackout at close could not be recorded: {e}");
         }
+        p.ended = true;
         drop(p);
-        self.forget_period(ino);
+        self.forget_period(ino, &period);
     }
 
-    fn forget_period(&self, ino: u64) {
-        if lock(&self.blackouts.files).remove(&ino).is_some() {
+    /// Drops `ino`'s period if it is still `period` (not a blackout started
+    /// on the file again meanwhile).
+    fn forget_period(&self, ino: u64, period: &Arc<Mutex<Period>>) {
+        let mut files = lock(&self.blackouts.files);
+        if files.get(&ino).is_some_and(|p| Arc::ptr_eq(p, period)) {
+            files.remove(&ino);
             self.blackouts.active.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -509,12 +529,16 @@ impl Vault {
         let inos: Vec<u64> = lock(&self.blackouts.files).keys().copied().collect();
         for ino in inos {
             if let Some(period) = self.blackouts.period(ino) {
-                let p = lock(&period);
-                if let Err(e) = self.record_end(Some(Actor::current_process()), ino, &p, "unmount", None) {
+                let mut p = lock(&period);
+                if !p.ended
+                    && let Err(e) = self.record_end(Some(Actor::current_process()), ino, &p, "unmount", None)
+                {
                     error!("inode {ino}: the end of its blackout at unmount could not be recorded: {e}");
                 }
+                p.ended = true;
+                drop(p);
+                self.forget_period(ino, &period);
             }
-            self.forget_period(ino);
         }
         lock(&self.blackouts.dirs).clear();
     }
