@@ -20,9 +20,11 @@
 //! 352   8  created, Unix seconds
 //! 360   8  secret last changed, Unix seconds
 //! 368   1  passphrase history entries (0..=4)
-//! 369   7  reserved (0)
+//! 369   3  reserved (0)
+//! 372   4  history Argon2id lanes (0 when there is no history)
 //! 376 256  history: 4 x (salt 32, Argon2id verifier 32), newest first, unused zero
-//! 632   8  reserved (0)
+//! 632   4  history Argon2id memory, KiB (0 when there is no history)
+//! 636   4  history Argon2id passes (0 when there is no history)
 //! ```
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
@@ -72,6 +74,12 @@ pub struct Keyslot {
     pub created: u64,
     pub changed: u64,
     pub history: Vec<HistoryEntry>,
+    /// The Argon2id cost every history verifier is made with: the slot's
+    /// cost when its first passphrase was remembered. Kept apart from the
+    /// slot's own cost, which a later reset or passwd may change (the
+    /// calibration of `--kdf-time` differs from run to run), so that an old
+    /// passphrase is still recognised. Its salt field is unused.
+    pub history_kdf: Option<KdfParams>,
 }
 
 /// Why one keyslot does not decode.
@@ -141,9 +149,29 @@ impl Keyslot {
             return damaged("label is not UTF-8");
         };
         let entries = b[368] as usize;
-        if entries > HISTORY || !zero(&b[369..376]) || !zero(&b[632..KEYSLOT_LEN]) {
+        if entries > HISTORY || !zero(&b[369..372]) {
             return damaged("history count or reserved bytes are wrong");
         }
+        let history_kdf = if entries == 0 {
+            if !zero(&b[372..376]) || !zero(&b[632..KEYSLOT_LEN]) {
+                return damaged("history cost set without a history");
+            }
+            None
+        } else {
+            let h = KdfParams {
+                memory_kib: u32_at(b, 632),
+                time_cost: u32_at(b, 636),
+                lanes: u32_at(b, 372),
+                salt: [0; 32],
+            };
+            match h.check() {
+                Ok(()) => Some(h),
+                Err(ParamsProblem::Malformed(what)) => {
+                    return Err(SlotProblem::Damaged(format!("history cost: {what}")));
+                }
+                Err(ParamsProblem::OverLimit) => return Err(SlotProblem::OverLimit(h)),
+            }
+        };
         let mut history = Vec::with_capacity(entries);
         for i in 0..HISTORY {
             let at = 376 + i * 64;
@@ -171,6 +199,7 @@ impl Keyslot {
             created: u64_at(b, 352),
             changed: u64_at(b, 360),
             history,
+            history_kdf,
         };
         slot.nonce.copy_from_slice(&b[48..60]);
         slot.wrapped_secret.copy_from_slice(&b[60..108]);
@@ -197,6 +226,13 @@ impl Keyslot {
         b[352..360].copy_from_slice(&self.created.to_le_bytes());
         b[360..368].copy_from_slice(&self.changed.to_le_bytes());
         b[368] = self.history.len() as u8;
+        if let Some(h) = &self.history_kdf
+            && !self.history.is_empty()
+        {
+            b[372..376].copy_from_slice(&h.lanes.to_le_bytes());
+            b[632..636].copy_from_slice(&h.memory_kib.to_le_bytes());
+            b[636..640].copy_from_slice(&h.time_cost.to_le_bytes());
+        }
         for (i, e) in self.history.iter().enumerate() {
             let at = 376 + i * 64;
             b[at..at + 32].copy_from_slice(&e.salt);
@@ -244,6 +280,7 @@ impl Keyslot {
             created: now,
             changed: now,
             history: Vec::new(),
+            history_kdf: None,
         };
         let secret = super::seal::generate_secret()?;
         slot.rewrap(volume_id, index, creds, kdf, &secret)?;
@@ -309,8 +346,9 @@ impl Keyslot {
     /// Whether `creds`' passphrase is one this slot remembers.
     pub(crate) fn remembers(&self, creds: &Credentials) -> Result<bool, Error> {
         let Some(input) = creds.history_input() else { return Ok(false) };
+        let Some(cost) = self.history_kdf else { return Ok(false) };
         for e in &self.history {
-            let params = KdfParams { salt: e.salt, ..self.kdf };
+            let params = KdfParams { salt: e.salt, ..cost };
             let v = params.derive(&input)?;
             if crate::secret::ct_eq(v.expose_secret(), &e.verifier) {
                 return Ok(true);
@@ -322,8 +360,13 @@ impl Keyslot {
     /// Remembers `creds`' passphrase (newest first, at most [`HISTORY`]).
     pub(crate) fn remember(&mut self, creds: &Credentials) -> Result<(), Error> {
         let Some(input) = creds.history_input() else { return Ok(()) };
+        let cost = match self.history_kdf {
+            Some(c) if !self.history.is_empty() => c,
+            _ => KdfParams { salt: [0; 32], ..self.kdf },
+        };
+        self.history_kdf = Some(cost);
         let salt = crate::random::array()?;
-        let params = KdfParams { salt, ..self.kdf };
+        let params = KdfParams { salt, ..cost };
         let verifier = *params.derive(&input)?.expose_secret();
         self.history.insert(0, HistoryEntry { salt, verifier });
         self.history.truncate(HISTORY);

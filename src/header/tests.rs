@@ -286,3 +286,19 @@ fn a_format_1_header_is_read_and_upgraded_with_its_identity() {
 fn slot_for(creds: &Credentials) -> NewSlot<'_> {
     NewSlot { label: "initial", creds, kdf: kdf(), no_self_change: false }
 }
+
+#[test]
+fn history_is_checked_at_its_own_cost_when_the_slots_cost_changes() {
+    let (mut h, m) = three();
+    let (first, second) = (pass("alice secret 1"), pass("alice second 2"));
+    // A passwd calibrated to another pass count (as --kdf-time gives from run to run).
+    let mut costlier = kdf();
+    costlier.time_cost = 3;
+    costlier.salt = crate::random::array().unwrap();
+    h.change_own("alice", &first, &second, costlier, 9, p()).unwrap();
+    let h2 = reread(&h, &m);
+    let slot = h2.slots[0].as_ref().unwrap();
+    assert_eq!((slot.kdf.time_cost, slot.history_kdf.unwrap().time_cost), (3, 1));
+    let mut h2 = h2;
+    assert!(matches!(h2.change_own("alice", &second, &first, kdf(), 10, p()), Err(Error::PassphraseReused { .. })));
+}
