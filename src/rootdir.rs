@@ -45,13 +45,24 @@ pub struct Owner {
 #[non_exhaustive]
 pub enum RootDirError {
     /// The owner text is empty, or has an empty user or group part.
-    BadOwner { text: String },
+    BadOwner {
+        text: String,
+    },
     /// A numeric uid or gid above 4294967294.
-    BadId { kind: &'static str, text: String },
-    UnknownUser { name: String },
-    UnknownGroup { name: String },
+    BadId {
+        kind: &'static str,
+        text: String,
+    },
+    UnknownUser {
+        name: String,
+    },
+    UnknownGroup {
+        name: String,
+    },
     /// Not octal digits, or above 07777.
-    BadMode { text: String },
+    BadMode {
+        text: String,
+    },
 }
 
 impl fmt::Display for RootDirError {

@@ -267,7 +267,6 @@ enum IdKind {
     Group,
 }
 
-
 fn resolve(raw: &RawId, kind: IdKind, ids: &dyn IdResolver) -> Result<u32, Problem> {
     let kind_word = match kind {
         IdKind::User => "uid",
