@@ -30,6 +30,7 @@ pub mod operators;
 pub mod passrules;
 pub mod policy;
 pub mod random;
+pub mod rootdir;
 pub mod rotation;
 pub mod secret;
 pub mod sectors;

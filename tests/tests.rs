@@ -25,6 +25,8 @@ mod dtmf_speech;
 mod errors;
 /// No change without its record: a full journal, a crash between intent and outcome.
 mod fail_closed;
+/// The README's first-run set-up, run as it stands: users, init, policy, mount, reads, audit.
+mod firstrun;
 /// Frozen example volumes of each format version: still unlocked, mounted and read.
 mod formats;
 /// Operators' keyslots: kinds, removal, rules, history, dual control, header backups, format-1 upgrade, throttling.

@@ -37,6 +37,14 @@ impl Users {
         real
     }
 
+    /// Takes over users and groups someone else (a script) made under this
+    /// test's names: they are removed on drop like those made here. Names
+    /// that were never made are skipped then.
+    pub fn adopt(&mut self, users: &[&str], groups: &[&str]) {
+        self.users.extend(users.iter().map(|u| self.name(u)).collect::<Vec<_>>());
+        self.groups.extend(groups.iter().map(|g| self.name(g)).collect::<Vec<_>>());
+    }
+
     /// A user with its own primary group `primary` (made if missing) and
     /// supplementary groups.
     pub fn user(&mut self, name: &str, primary: &str, supplementary: &[&str]) -> String {

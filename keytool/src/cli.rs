@@ -313,6 +313,14 @@ pub struct InitArgs {
     /// this machine to the auditor: whoever holds it can re-seal the journal.
     #[arg(long, value_name = "FILE")]
     pub audit_key_file: Option<PathBuf>,
+    /// Owner of the mount's root directory (names or numeric ids; without
+    /// :GROUP the group stays root's). Default: root:root.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub owner: Option<String>,
+    /// Mode of the mount's root directory, octal 0 to 7777 (e.g. 2770).
+    /// Default: 0755.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -241,7 +241,8 @@ pub struct Detail {
     /// Access mode of an open: `"read"`, `"write"` or `"read-write"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<String>,
-    /// File mode in octal (`"0640"`), for create, mkdir, setattr.
+    /// File mode in octal (`"0640"`), for create, mkdir, setattr; on
+    /// `init-volume`, the root directory's mode given with `--mode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// The daemon's handle number, to pair an open with its close.
@@ -259,7 +260,9 @@ pub struct Detail {
     /// Hex SHA-256 of the policy text (policy_load, policy_reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_sha256: Option<String>,
-    /// For setattr: what changed, as `name=value` (`"mode=0640"`, `"size=0"`).
+    /// For setattr: what changed, as `name=value` (`"mode=0640"`, `"size=0"`);
+    /// on `init-volume`, the root directory's `uid=`, `gid=` and `mode=` set
+    /// by `--owner` and `--mode` (`"uid=1001(recorder)"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<Vec<String>>,
     /// New size (truncate).

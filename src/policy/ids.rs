@@ -4,6 +4,10 @@ use std::ffi::CString;
 
 use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
 
+/// The largest usable id: `(uid_t)-1` means "no change" to chown and is
+/// nobody's id.
+pub const MAX_ID: u32 = u32::MAX - 1;
+
 /// Looks up user and group names. The policy parser takes one so tests can use
 /// a fixed table instead of the host's user database. Numeric strings never
 /// reach a resolver: "1001" is taken as id 1001 without lookup.

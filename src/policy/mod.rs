@@ -64,7 +64,7 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 
 pub use error::{PolicyError, Problem};
-pub use ids::{IdResolver, SystemIds};
+pub use ids::{IdResolver, MAX_ID, SystemIds};
 
 use glob::{PathGlob, VolPath};
 

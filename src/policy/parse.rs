@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{PolicyError, Problem};
 use super::glob::{GlobProblem, PathGlob};
-use super::ids::IdResolver;
+use super::ids::{IdResolver, MAX_ID};
 use super::{Grant, Right, RightSet, Who};
 
 /// The file as written. Unknown keys are errors at every level, so a typo
@@ -266,10 +266,6 @@ enum IdKind {
     User,
     Group,
 }
-
-/// The largest usable id: `(uid_t)-1` means "no change" to chown and is
-/// nobody's id.
-const MAX_ID: u32 = u32::MAX - 1;
 
 fn resolve(raw: &RawId, kind: IdKind, ids: &dyn IdResolver) -> Result<u32, Problem> {
     let kind_word = match kind {
