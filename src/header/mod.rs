@@ -207,10 +207,12 @@ pub struct NewSlot<'a> {
     pub no_self_change: bool,
 }
 
+/// A damaged-header error naming `path` and what is wrong (every format).
 fn damaged(path: &Path, what: impl Into<String>) -> Error {
     Error::HeaderDamaged { path: path.to_path_buf(), what: what.into() }
 }
 
+/// Little-endian readers at a fixed offset; callers have checked the length.
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }

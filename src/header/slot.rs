@@ -33,6 +33,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use super::credentials::{Credentials, SlotKind};
+use super::{u32_at, u64_at};
 use crate::Error;
 use crate::kdf::{KdfParams, ParamsProblem};
 
@@ -86,15 +87,6 @@ pub struct Keyslot {
 pub(crate) enum SlotProblem {
     Damaged(String),
     OverLimit(KdfParams),
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 fn zero(b: &[u8]) -> bool {

@@ -22,14 +22,12 @@
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::path::Path;
 use zeroize::Zeroizing;
 
+use super::{damaged, header_mac, u16_at, u32_at, u64_at};
 use crate::Error;
 use crate::kdf::{KdfParams, ParamsProblem};
-use crate::keys::{LABEL_VOLUME_HEADER_MAC, derive32};
 use crate::secret::{MASTER_KEY_LEN, MasterKey};
 
 use super::{MAGIC, SlotCost, check_unlock_budget};
@@ -76,22 +74,6 @@ pub struct V1Header {
     pub slots: Vec<Option<Keyslot>>,
     /// The MAC as read; checked once a keyslot yields the master key.
     mac: [u8; 32],
-}
-
-fn damaged(path: &Path, what: impl Into<String>) -> Error {
-    Error::HeaderDamaged { path: path.to_path_buf(), what: what.into() }
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 impl V1Header {
@@ -318,14 +300,6 @@ impl From<String> for SlotProblem {
     fn from(what: String) -> Self {
         SlotProblem::Damaged(what)
     }
-}
-
-fn header_mac(master: &MasterKey, body: &[u8]) -> [u8; 32] {
-    let key = derive32(master, LABEL_VOLUME_HEADER_MAC);
-    // new_from_slice only fails for key lengths HMAC cannot take; 32 is fine.
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose_secret()).expect("HMAC accepts 32-byte keys");
-    m.update(body);
-    m.finalize().into_bytes().into()
 }
 
 fn truncate_label(label: &str) -> String {
