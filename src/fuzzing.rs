@@ -19,6 +19,7 @@ use crate::audio::samples::deinterleave;
 use crate::audio::silence::{Layout, silence};
 use crate::audio::wav::{MAX_HEADER_SCAN, Probe, probe};
 use crate::audio::{self, Encoding};
+use crate::layout::Layout as SectorLayout;
 use crate::fileheader::{self, FileHeader};
 use crate::header::v1::{self, V1Header};
 use crate::header::{self, Credentials, NewSlot, VolumeHeader};
@@ -125,30 +126,34 @@ fn file_header_key() -> Key32 {
     derive32(&master(), LABEL_FILE_HEADER_MAC)
 }
 
-/// The per-file header: `FileHeader::decode` on the bytes as given, then with
-/// both slots' MACs made valid (the fuzzer cannot forge HMACs, and the checks
-/// after the MAC deserve inputs too). A slot that is accepted is exactly the
-/// encoding of the header returned.
+/// The per-file header, in both layouts: `FileHeader::decode` on the bytes
+/// as given, then with both slots' MACs made valid (the fuzzer cannot forge
+/// HMACs, and the checks after the MAC deserve inputs too). A slot that is
+/// accepted is exactly the encoding of the header returned.
 pub fn file_header(data: &[u8]) {
     let key = file_header_key();
-    let _ = FileHeader::decode(data, &key);
-    if (data.len() as u64) < FILE_HEADER_LEN {
-        return;
-    }
-    let mut region = data.to_vec();
-    let fields = fileheader::SLOT_LEN - 16;
-    for off in fileheader::SLOT_OFFSETS {
-        // HMAC-SHA-256 truncated to 16 bytes over the 40 field bytes (docs/FORMAT.md).
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose_secret()).expect("HMAC takes 32-byte keys");
-        mac.update(&region[off..off + fields]);
-        let tag = mac.finalize().into_bytes();
-        region[off + fields..off + fileheader::SLOT_LEN].copy_from_slice(&tag[..16]);
-    }
-    if let Ok(h) = FileHeader::decode(&region, &key) {
-        let enc = h.encode(&key);
-        let found = fileheader::SLOT_OFFSETS.iter().any(|&off| region[off..off + fileheader::SLOT_LEN] == enc);
-        assert!(found, "the decoded header is one of the two slots");
-        let _ = h.slot_offset();
+    for layout in [SectorLayout::Plain, SectorLayout::Tagged] {
+        let _ = FileHeader::decode(data, layout, &key);
+        if (data.len() as u64) < FILE_HEADER_LEN {
+            continue;
+        }
+        let mut region = data.to_vec();
+        let len = fileheader::slot_len(layout);
+        let fields = len - 16;
+        for off in fileheader::SLOT_OFFSETS {
+            // HMAC-SHA-256 truncated to 16 bytes over the field bytes (docs/FORMAT.md).
+            let mut mac =
+                <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose_secret()).expect("HMAC takes 32-byte keys");
+            mac.update(&region[off..off + fields]);
+            let tag = mac.finalize().into_bytes();
+            region[off + fields..off + len].copy_from_slice(&tag[..16]);
+        }
+        if let Ok(h) = FileHeader::decode(&region, layout, &key) {
+            let enc = h.encode(layout, &key);
+            let found = fileheader::SLOT_OFFSETS.iter().any(|&off| region[off..off + len] == enc[..]);
+            assert!(found, "the decoded header is one of the two slots");
+            let _ = h.slot_offset();
+        }
     }
 }
 
@@ -555,14 +560,26 @@ pub fn seeds(scratch: &Path) -> Result<Vec<Input>, Box<dyn std::error::Error>> {
     // File headers: one slot, and both slots with the newer one second.
     let key = file_header_key();
     let mut region = vec![0u8; FILE_HEADER_LEN as usize];
-    let mut fh = FileHeader::new([3; 16]);
+    let mut fh = FileHeader::new([3; 16], None);
     fh.size = 4097;
-    region[..fileheader::SLOT_LEN].copy_from_slice(&fh.encode(&key));
+    let slot = fh.encode(SectorLayout::Plain, &key);
+    region[..slot.len()].copy_from_slice(&slot);
     out.push(("file_header", region.clone()));
     fh.generation = 1;
     fh.size = 9000;
     let off = fh.slot_offset() as usize;
-    region[off..off + fileheader::SLOT_LEN].copy_from_slice(&fh.encode(&key));
+    let slot = fh.encode(SectorLayout::Plain, &key);
+    region[off..off + slot.len()].copy_from_slice(&slot);
+    out.push(("file_header", region));
+    // Format 3: bound to a name, during a rename.
+    let mut region = vec![0u8; FILE_HEADER_LEN as usize];
+    let bind = |n: &[u8]| fileheader::NameBinding::of(&key, &[9; 16], n);
+    let mut fh = FileHeader::new([4; 16], Some(bind(b"call.wav")));
+    fh.previous_binding = Some(bind(b"old.wav"));
+    fh.size = 5000;
+    let slot = fh.encode(SectorLayout::Tagged, &key);
+    region[..slot.len()].copy_from_slice(&slot);
+    region[2048..2048 + slot.len()].copy_from_slice(&slot);
     out.push(("file_header", region));
 
     // Names: an encrypted short name, a long one (entry and side file), a

@@ -21,6 +21,10 @@ pub const LABEL_XATTRS: &[u8] = b"callvault v1 xattrs";
 pub const LABEL_VOLUME_HEADER_MAC: &[u8] = b"callvault v1 volume header mac";
 /// Info for the HMAC-SHA-256 key over per-file headers.
 pub const LABEL_FILE_HEADER_MAC: &[u8] = b"callvault v1 file header mac";
+/// Info prefix for a file's sector tag key (format 3); the file ID follows.
+pub const LABEL_SECTOR_TAGS: &[u8] = b"callvault v3 sector tags";
+/// Info for the HMAC-SHA-256 key binding a file header to its name (format 3).
+pub const LABEL_NAME_BINDING: &[u8] = b"callvault v3 name binding";
 
 fn hkdf(master: &MasterKey) -> Hkdf<Sha256> {
     // No salt: the master key is uniformly random, so extract needs none (RFC 5869 §3.1).
@@ -52,6 +56,7 @@ pub struct VolumeKeys {
     pub link_targets: Key64,
     pub xattrs: Key64,
     pub file_header_mac: Key32,
+    pub name_binding: Key32,
 }
 
 impl VolumeKeys {
@@ -61,6 +66,7 @@ impl VolumeKeys {
             link_targets: derive64(&master, LABEL_LINK_TARGETS, &[]),
             xattrs: derive64(&master, LABEL_XATTRS, &[]),
             file_header_mac: derive32(&master, LABEL_FILE_HEADER_MAC),
+            name_binding: derive32(&master, LABEL_NAME_BINDING),
             master,
         }
     }
@@ -74,6 +80,11 @@ impl VolumeKeys {
     /// The AES-256-XTS key pair of the file with this ID.
     pub fn file_key(&self, file_id: &[u8; 16]) -> Key64 {
         derive64(&self.master, LABEL_FILE_CONTENTS, file_id)
+    }
+
+    /// The sector tag key of the file with this ID (format 3).
+    pub fn tag_key(&self, file_id: &[u8; 16]) -> Key64 {
+        derive64(&self.master, LABEL_SECTOR_TAGS, file_id)
     }
 }
 
@@ -90,5 +101,7 @@ mod tests {
         assert_ne!(keys.names.expose_secret(), keys.xattrs.expose_secret());
         assert_ne!(keys.names.expose_secret(), keys.link_targets.expose_secret());
         assert_eq!(keys.file_key(&[1; 16]).expose_secret(), a.expose_secret());
+        assert_ne!(keys.tag_key(&[1; 16]).expose_secret(), a.expose_secret());
+        assert_ne!(keys.name_binding.expose_secret(), keys.file_header_mac.expose_secret());
     }
 }

@@ -1,8 +1,8 @@
 //! Pure arithmetic mapping plaintext byte ranges to encrypted sectors.
 //!
-//! A backing file is a [`FILE_HEADER_LEN`]-byte header followed by whole
-//! 4096-byte sectors; sector `i` holds plaintext bytes `i*4096 .. (i+1)*4096`.
-//! Keeping every sector whole means the XTS cipher never sees a short chunk.
+//! Sector `i` holds plaintext bytes `i*4096 .. (i+1)*4096`. Keeping every
+//! sector whole means the XTS cipher never sees a short chunk. Where sectors
+//! lie in the backing file is [`crate::layout`]'s.
 
 use std::ops::Range;
 
@@ -42,16 +42,6 @@ pub fn sectors_for_size(size: u64) -> u64 {
     size.div_ceil(SECTOR_SIZE)
 }
 
-/// Offset of sector `index` in the backing file.
-pub fn backing_offset(index: u64) -> u64 {
-    FILE_HEADER_LEN + index * SECTOR_SIZE
-}
-
-/// Backing file length that holds exactly a file of `size` bytes.
-pub fn backing_len_for_size(size: u64) -> u64 {
-    FILE_HEADER_LEN + sectors_for_size(size) * SECTOR_SIZE
-}
-
 /// Plaintext offset where sector `index` starts.
 pub fn sector_start(index: u64) -> u64 {
     index * SECTOR_SIZE
@@ -62,29 +52,6 @@ pub fn sector_start(index: u64) -> u64 {
 pub fn covers_whole_sector(off: u64, len: u64, index: u64) -> bool {
     let start = sector_start(index);
     off <= start && off + len >= start + SECTOR_SIZE
-}
-
-/// What a backing file's length says about a file whose header records
-/// `size` bytes.
-#[derive(Debug, PartialEq, Eq)]
-pub enum BackingLen {
-    /// Exactly the sectors the size needs.
-    Exact,
-    /// More than needed: bytes written past the recorded size before a crash.
-    /// Harmless; a writer trims them back to `trim_to`.
-    Excess { trim_to: u64 },
-    /// Too short to hold the recorded size: the file was cut or tampered with.
-    Impossible,
-}
-
-/// Classifies a backing file of `backing_len` bytes holding `size` plaintext bytes.
-pub fn classify_backing_len(backing_len: u64, size: u64) -> BackingLen {
-    let need = backing_len_for_size(size);
-    match backing_len.cmp(&need) {
-        std::cmp::Ordering::Equal => BackingLen::Exact,
-        std::cmp::Ordering::Greater => BackingLen::Excess { trim_to: need },
-        std::cmp::Ordering::Less => BackingLen::Impossible,
-    }
 }
 
 #[cfg(test)]
@@ -115,32 +82,13 @@ mod tests {
     }
 
     #[test]
-    fn backing_lengths_for_worked_sizes() {
-        assert_eq!(backing_len_for_size(0), 4096);
-        assert_eq!(backing_len_for_size(1), 8192);
-        assert_eq!(backing_len_for_size(4096), 8192);
-        assert_eq!(backing_len_for_size(4097), 12288);
-        assert_eq!(sectors_for_size(10 << 30), (10 << 30) / 4096);
-    }
-
-    #[test]
-    fn every_range_that_fits_has_backing_offsets_within_loff_t() {
+    fn every_range_that_fits_ends_at_or_below_the_largest_size() {
         for (off, len) in [(0, 0), (MAX_FILE_SIZE - 1, 1), (MAX_FILE_SIZE, 0), (MAX_FILE_SIZE - 4096, 4096)] {
             assert!(fits(off, len), "{off}+{len}");
-            let r = sectors_touched(off, len);
-            assert!(backing_offset(r.end) <= i64::MAX as u64);
-            assert!(backing_len_for_size(off + len) <= i64::MAX as u64);
+            assert!(sectors_touched(off, len).end <= MAX_FILE_SIZE / SECTOR_SIZE);
         }
         for (off, len) in [(MAX_FILE_SIZE, 1), (i64::MAX as u64, 1), (u64::MAX, 1), (1, u64::MAX)] {
             assert!(!fits(off, len), "{off}+{len}");
         }
-    }
-
-    #[test]
-    fn backing_length_classification() {
-        assert_eq!(classify_backing_len(8192, 1), BackingLen::Exact);
-        assert_eq!(classify_backing_len(8192 + 100, 1), BackingLen::Excess { trim_to: 8192 });
-        assert_eq!(classify_backing_len(4096, 1), BackingLen::Impossible);
-        assert_eq!(classify_backing_len(8000, 4097), BackingLen::Impossible);
     }
 }

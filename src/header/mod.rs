@@ -1,10 +1,13 @@
 //! The volume header: format version, keyslots, dual control, rotation state, and a MAC.
 //!
-//! Format 2, fixed layout, little-endian (worked sizes in docs/FORMAT.md):
+//! Formats 2 and 3 share one fixed layout, little-endian (worked sizes in
+//! docs/FORMAT.md); format 3 is format 2 with the required feature
+//! [`FEATURE_SECTOR_TAGS`], and the version says so too, so that no build
+//! that predates tags opens such a volume and reads it unchecked:
 //!
 //! ```text
 //! 0       8  magic "CALLVLT\0"
-//! 8       2  format version (2)
+//! 8       2  format version (2, or 3 with sector tags)
 //! 10      2  reserved (0)
 //! 12      4  required feature flags (refused if unknown)
 //! 16      4  optional feature flags (ignored if unknown)
@@ -55,16 +58,20 @@ pub use slot::{FLAG_NO_SELF_CHANGE, HISTORY, KEYSLOT_LEN, Keyslot, LABEL_LEN, Pa
 
 use crate::Error;
 use crate::kdf::{self, KdfParams};
+use crate::layout::Layout;
 use crate::keys::{LABEL_VOLUME_HEADER_MAC, derive32};
 use crate::secret::{MASTER_KEY_LEN, MasterKey};
 use crate::shamir::{self, Share};
 use slot::SlotProblem;
 
 pub const MAGIC: &[u8; 8] = b"CALLVLT\0";
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 2;
-/// Required feature flags this build understands (none yet).
-pub const KNOWN_REQUIRED_FEATURES: u32 = 0;
+/// The newest format version this build reads (and writes for new volumes).
+pub const FORMAT_VERSION: u16 = 3;
+/// Required feature: every data sector carries a tag and every file header
+/// a name binding (format 3; [`crate::layout::Layout::Tagged`]).
+pub const FEATURE_SECTOR_TAGS: u32 = 1;
+/// Required feature flags this build understands.
+pub const KNOWN_REQUIRED_FEATURES: u32 = FEATURE_SECTOR_TAGS;
 pub const KEYSLOTS: usize = 16;
 const SLOTS_AT: usize = 64;
 const GROUP_AT: usize = SLOTS_AT + KEYSLOTS * KEYSLOT_LEN;
@@ -165,7 +172,14 @@ impl AnyHeader {
     pub fn version(&self) -> u16 {
         match self {
             AnyHeader::V1(_) => 1,
-            AnyHeader::V2(_) => 2,
+            AnyHeader::V2(h) => h.version(),
+        }
+    }
+    /// Where the volume's files keep their sectors (and tags).
+    pub fn layout(&self) -> Layout {
+        match self {
+            AnyHeader::V1(_) => Layout::Plain,
+            AnyHeader::V2(h) => h.layout(),
         }
     }
     pub fn write_seq(&self) -> u64 {
@@ -240,16 +254,16 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<AnyHeader, Error> {
     match u16_at(bytes, 8) {
         0 => Err(damaged(path, "format version 0")),
         1 => v1::V1Header::decode(bytes, path).map(AnyHeader::V1),
-        2 => VolumeHeader::decode(bytes, path).map(AnyHeader::V2),
+        2 | 3 => VolumeHeader::decode(bytes, path).map(AnyHeader::V2),
         found => Err(Error::FormatTooNew { found, max: FORMAT_VERSION }),
     }
 }
 
 impl VolumeHeader {
-    /// A header for a new volume with no keyslots yet.
+    /// A header for a new volume (format 3: sector tags) with no keyslots yet.
     pub fn new(created: u64) -> Result<Self, Error> {
         Ok(VolumeHeader {
-            required_features: 0,
+            required_features: FEATURE_SECTOR_TAGS,
             optional_features: 0,
             volume_id: crate::random::array()?,
             created,
@@ -262,10 +276,21 @@ impl VolumeHeader {
         })
     }
 
+    /// 3 when the files carry sector tags, else 2.
+    pub fn version(&self) -> u16 {
+        if self.required_features & FEATURE_SECTOR_TAGS != 0 { 3 } else { 2 }
+    }
+
+    pub fn layout(&self) -> Layout {
+        if self.required_features & FEATURE_SECTOR_TAGS != 0 { Layout::Tagged } else { Layout::Plain }
+    }
+
     /// The format-2 header of a format-1 volume: same volume ID and creation
     /// time, one slot for `creds` (which opened the format-1 slot).
     pub fn from_v1(old: &v1::V1Header, master: &MasterKey, slot: NewSlot<'_>, now: u64) -> Result<Self, Error> {
         let mut h = VolumeHeader::new(old.created)?;
+        // The files stay as they are: untagged, so format 2.
+        h.required_features = 0;
         h.volume_id = old.volume_id;
         h.optional_features = old.optional_features;
         h.add_slot(master, slot, now)?;
@@ -279,6 +304,12 @@ impl VolumeHeader {
         let required = u32_at(bytes, 12);
         if required & !KNOWN_REQUIRED_FEATURES != 0 {
             return Err(Error::UnknownFeatures { flags: required & !KNOWN_REQUIRED_FEATURES });
+        }
+        // The version and the tags bit must agree: either alone is damage
+        // (and the MAC, once checked, would say so too).
+        let version = u16_at(bytes, 8);
+        if (version == 3) != (required & FEATURE_SECTOR_TAGS != 0) {
+            return Err(damaged(path, format!("format {version} with required features {required:#x}")));
         }
         if u16_at(bytes, 10) != 0 || u16_at(bytes, 62) != 0 {
             return Err(damaged(path, "reserved header bytes are not zero"));
@@ -366,7 +397,7 @@ impl VolumeHeader {
     fn body(&self) -> Vec<u8> {
         let mut b = vec![0u8; MAC_AT];
         b[..8].copy_from_slice(MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version().to_le_bytes());
         b[12..16].copy_from_slice(&self.required_features.to_le_bytes());
         b[16..20].copy_from_slice(&self.optional_features.to_le_bytes());
         b[20..36].copy_from_slice(&self.volume_id);

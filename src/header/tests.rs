@@ -254,9 +254,18 @@ fn damage_is_told_apart_from_a_wrong_secret() {
     let AnyHeader::V2(h2) = decode(&b, p()).unwrap() else { panic!() };
     assert!(matches!(h2.unlock(&pass("alice secret 1"), None, p()), Err(Error::HeaderTampered { .. })));
     assert!(matches!(decode(&bytes[..100], p()), Err(Error::HeaderDamaged { .. })));
+    let mut b = bytes.clone();
+    b[8] = 4;
+    assert!(matches!(decode(&b, p()), Err(Error::FormatTooNew { found: 4, max: 3 })));
+    // Version and the sector-tags bit must agree: turning tags off (or on)
+    // by editing either is damage, before any MAC is checked.
+    let mut b = bytes.clone();
+    let tagged = b[12] & 1 != 0;
+    b[8] = if tagged { 2 } else { 3 };
+    assert!(matches!(decode(&b, p()), Err(Error::HeaderDamaged { .. })), "version alone changed");
     let mut b = bytes;
-    b[8] = 3;
-    assert!(matches!(decode(&b, p()), Err(Error::FormatTooNew { found: 3, max: 2 })));
+    b[12] ^= 1;
+    assert!(matches!(decode(&b, p()), Err(Error::HeaderDamaged { .. })), "tags bit alone changed");
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Re-encrypting one regular file into a new backing file: the header under
-//! the new MAC key (same file ID, size and generation), then every data run
-//! (found with SEEK_DATA/SEEK_HOLE) in chunks of up to [`CHUNK`] bytes, each
-//! decrypted and encrypted as whole sector runs and written with one
-//! `pwrite`. Holes stay holes: sectors the backing file does not hold are
-//! never written, and neither are all-zero ciphertext sectors (which read
-//! as holes).
+//! the new MAC key (same file ID, size and generation; on format 3 bound to
+//! its name under the new key), then the data in chunks of up to 256 sectors
+//! (one tag group), each chunk's sectors decrypted, re-encrypted (and
+//! re-tagged) and written as whole runs, one `pwrite` per run. Holes stay
+//! holes: chunks the backing file holds no data for (SEEK_DATA) are skipped,
+//! and all-zero ciphertext sectors (holes) are never written. A sector
+//! whose old tag does not match is carried over with an empty tag, so the
+//! damage stays visible as damage instead of being re-tagged as genuine.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -13,13 +15,16 @@ use std::path::Path;
 use super::error::RotationError;
 use super::steps::Steps;
 use super::sys::{self, Result};
-use crate::contents::SectorCipher;
-use crate::fileheader::{FileHeader, SLOT_LEN, SLOT_OFFSETS};
-use crate::keys::VolumeKeys;
-use crate::sectors::{FILE_HEADER_LEN, SECTOR_SIZE, backing_len_for_size};
+use super::which::Keys;
+use crate::filecrypto::{self, FileCrypto};
+use crate::fileheader::{FileHeader, NameBinding, SLOT_OFFSETS};
+use crate::layout::{Layout, SECTORS_PER_GROUP};
+use crate::sectors::{FILE_HEADER_LEN, SECTOR_SIZE, sectors_for_size};
+use crate::tags::{Checked, HOLE_TAG};
 
-/// Bytes read, re-encrypted and written per system call at most: 256 sectors.
-pub(crate) const CHUNK: usize = 1 << 20;
+/// Bytes read, re-encrypted and written per system call at most: 256
+/// sectors, one tag group.
+pub(crate) const CHUNK: usize = SECTORS_PER_GROUP as usize * SECTOR;
 
 const SECTOR: usize = SECTOR_SIZE as usize;
 
@@ -58,10 +63,11 @@ impl<'a> DataRuns<'a> {
     }
 }
 
-/// The data bytes `rotate` reads from a backing file holding a file of
-/// `size` bytes (what the survey counts and `file_done` reports).
-pub(crate) fn data_bytes(file: &File, backing_len: u64, size: u64, path: &Path) -> Result<u64> {
-    let mut runs = DataRuns::new(file, FILE_HEADER_LEN, backing_len_for_size(size).min(backing_len), path);
+/// The backing bytes holding data (tags included) that `rotate` reads from
+/// a backing file of a file of `size` bytes in `layout` (what the survey
+/// counts and `file_done` reports).
+pub(crate) fn data_bytes(file: &File, layout: Layout, backing_len: u64, size: u64, path: &Path) -> Result<u64> {
+    let mut runs = DataRuns::new(file, FILE_HEADER_LEN, layout.backing_len(size).min(backing_len), path);
     let mut total = 0;
     while let Some((a, b)) = runs.next_run()? {
         total += b - a;
@@ -69,21 +75,108 @@ pub(crate) fn data_bytes(file: &File, backing_len: u64, size: u64, path: &Path) 
     Ok(total)
 }
 
+fn crypto(keys: &crate::keys::VolumeKeys, layout: Layout, id: &[u8; 16], path: &Path) -> Result<FileCrypto> {
+    FileCrypto::new(keys, layout, id)
+        .map_err(|e| RotationError::Crypto { path: path.to_path_buf(), what: format!("file key: {e}") })
+}
+
+/// Writes into `dst` (new, empty) the contents of `src` (a backing file of
+/// `src_len` bytes whose header under the old key is `h`) under the new
+/// keys and layout, bound to `binding` if that layout is tagged. Returns
+/// the data bytes read (as [`data_bytes`] counts them). `buf` is reused
+/// across files.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rotate(
+    keys: &Keys<'_>,
+    src: &File,
+    src_len: u64,
+    h: &FileHeader,
+    binding: NameBinding,
+    dst: &File,
+    buf: &mut Vec<u8>,
+    path: &Path,
+    steps: &mut Steps,
+) -> Result<u64> {
+    let (from, to) = (keys.from, keys.to);
+    let old_c = crypto(keys.old, from, &h.file_id, path)?;
+    let new_c = crypto(keys.new, to, &h.file_id, path)?;
+    let read = data_bytes(src, from, src_len, h.size, path)?;
+    // Excess sectors past the recorded size (a crash of the daemon) are never
+    // read; they are left behind, as the daemon's next writable open would.
+    let end = from.backing_len(h.size).min(src_len);
+    steps.tick(path)?;
+    sys::set_len(dst, to.backing_len(h.size), path)?;
+    let mut header = *h;
+    header.binding = (to == Layout::Tagged).then_some(binding);
+    header.previous_binding = None;
+    let mut region = vec![0u8; FILE_HEADER_LEN as usize];
+    let slot = header.encode(to, &keys.new.file_header_mac);
+    for off in SLOT_OFFSETS {
+        region[off..off + slot.len()].copy_from_slice(&slot);
+    }
+    sys::write_at(dst, &region, 0, path)?;
+    if buf.len() < CHUNK {
+        buf.resize(CHUNK, 0);
+    }
+    let sectors = sectors_for_size(h.size);
+    let mut first = 0;
+    while first < sectors {
+        let chunk = first..sectors.min(first + SECTORS_PER_GROUP);
+        first = chunk.end;
+        let start = from.tag_offset(chunk.start).unwrap_or(from.data_offset(chunk.start));
+        let stop = (from.data_offset(chunk.end - 1) + SECTOR_SIZE).min(end);
+        if start >= end || sys::seek_data(src.as_fd(), start, path)?.is_none_or(|d| d >= stop) {
+            continue; // nothing stored: a hole stays a hole
+        }
+        steps.tick(path)?;
+        let n = (chunk.end - chunk.start) as usize;
+        let data = &mut buf[..n * SECTOR];
+        sys::read_full(src, data, from.data_offset(chunk.start), path)?;
+        let mut old_tags = [HOLE_TAG; SECTORS_PER_GROUP as usize];
+        filecrypto::read_tags(src, from, chunk.clone(), &mut old_tags[..n]).map_err(sys::std_io(path, "reading tags of"))?;
+        let mut new_tags = [HOLE_TAG; SECTORS_PER_GROUP as usize];
+        let mut stored = vec![false; n];
+        for (i, sector) in data.chunks_exact_mut(SECTOR).enumerate() {
+            let s = chunk.start + i as u64;
+            let was = match from {
+                Layout::Tagged => old_c.check(s, sector, &old_tags[i]),
+                Layout::Plain if is_hole(sector) => Checked::Hole,
+                Layout::Plain => Checked::Intact,
+            };
+            if was == Checked::Hole {
+                continue;
+            }
+            stored[i] = true;
+            old_c.cipher.decrypt_run(s, sector);
+            new_c.cipher.encrypt_run(s, sector);
+            if was == Checked::Intact {
+                new_tags[i] = new_c.tag(s, sector).unwrap_or(HOLE_TAG);
+            }
+        }
+        for run in true_runs(&stored) {
+            let bytes = &data[run.start * SECTOR..run.end * SECTOR];
+            sys::write_at(dst, bytes, to.data_offset(chunk.start + run.start as u64), path)?;
+        }
+        if stored.contains(&true) {
+            filecrypto::write_tags(dst, to, chunk.start, &new_tags[..n]).map_err(sys::std_io(path, "writing tags of"))?;
+        }
+    }
+    Ok(read)
+}
+
 /// Whether a ciphertext sector is all zeros: a hole (docs/FORMAT.md).
 fn is_hole(sector: &[u8]) -> bool {
     sector[..16].iter().all(|&b| b == 0) && sector.iter().all(|&b| b == 0)
 }
 
-/// The runs of sectors in `chunk` that are not holes, as sector index ranges.
-pub(crate) fn written_runs(chunk: &[u8]) -> Vec<std::ops::Range<usize>> {
+/// The runs of `true` in `flags`, as index ranges.
+fn true_runs(flags: &[bool]) -> Vec<std::ops::Range<usize>> {
     let mut runs = Vec::new();
     let mut start = None;
-    let n = chunk.len() / SECTOR;
-    for i in 0..n {
-        let hole = is_hole(&chunk[i * SECTOR..(i + 1) * SECTOR]);
-        match (hole, start) {
-            (false, None) => start = Some(i),
-            (true, Some(s)) => {
+    for (i, &f) in flags.iter().enumerate() {
+        match (f, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
                 runs.push(s..i);
                 start = None;
             }
@@ -91,68 +184,9 @@ pub(crate) fn written_runs(chunk: &[u8]) -> Vec<std::ops::Range<usize>> {
         }
     }
     if let Some(s) = start {
-        runs.push(s..n);
+        runs.push(s..flags.len());
     }
     runs
-}
-
-fn ciphers(old: &VolumeKeys, new: &VolumeKeys, id: &[u8; 16], path: &Path) -> Result<(SectorCipher, SectorCipher)> {
-    let refused = |e: crate::Error| RotationError::Crypto { path: path.to_path_buf(), what: format!("file key: {e}") };
-    Ok((SectorCipher::new(&old.file_key(id)).map_err(refused)?, SectorCipher::new(&new.file_key(id)).map_err(refused)?))
-}
-
-/// Writes into `dst` (new, empty) the contents of `src` (a backing file of
-/// `src_len` bytes whose header under the old key is `h`) under the new
-/// keys. Returns the data bytes re-encrypted. `buf` is reused across files.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn rotate(
-    old: &VolumeKeys,
-    new: &VolumeKeys,
-    src: &File,
-    src_len: u64,
-    h: &FileHeader,
-    dst: &File,
-    buf: &mut Vec<u8>,
-    path: &Path,
-    steps: &mut Steps,
-) -> Result<u64> {
-    let (old_c, new_c) = ciphers(old, new, &h.file_id, path)?;
-    let need = backing_len_for_size(h.size);
-    // Excess sectors past the recorded size (a crash of the daemon) are never
-    // read; they are left behind, as the daemon's next writable open would.
-    let end = need.min(src_len);
-    steps.tick(path)?;
-    sys::set_len(dst, need, path)?;
-    let mut region = vec![0u8; FILE_HEADER_LEN as usize];
-    let slot = h.encode(&new.file_header_mac);
-    for off in SLOT_OFFSETS {
-        region[off..off + SLOT_LEN].copy_from_slice(&slot);
-    }
-    sys::write_at(dst, &region, 0, path)?;
-    if buf.len() < CHUNK {
-        buf.resize(CHUNK, 0);
-    }
-    let mut runs = DataRuns::new(src, FILE_HEADER_LEN, end, path);
-    let mut done = 0;
-    while let Some((a, b)) = runs.next_run()? {
-        let mut off = a;
-        while off < b {
-            let n = ((b - off) as usize).min(CHUNK);
-            let chunk = &mut buf[..n];
-            sys::read_full(src, chunk, off, path)?;
-            let first = (off - FILE_HEADER_LEN) / SECTOR_SIZE;
-            steps.tick(path)?;
-            for run in written_runs(chunk) {
-                let bytes = &mut chunk[run.start * SECTOR..run.end * SECTOR];
-                old_c.decrypt_run(first + run.start as u64, bytes);
-                new_c.encrypt_run(first + run.start as u64, bytes);
-                sys::write_at(dst, bytes, off + (run.start * SECTOR) as u64, path)?;
-            }
-            off += n as u64;
-            done += n as u64;
-        }
-    }
-    Ok(done)
 }
 
 /// Reads the header region of a backing file of `len` (> 0) bytes.
@@ -170,15 +204,16 @@ pub(crate) fn header_region(f: &File, len: u64, path: &Path) -> Result<Vec<u8>> 
 
 /// The header `h` of a backing file of `len` bytes, checked as the daemon
 /// checks it before reading.
-pub(crate) fn check_header(h: &FileHeader, len: u64, path: &Path) -> Result<()> {
-    use crate::sectors::{BackingLen, MAX_FILE_SIZE, classify_backing_len};
+pub(crate) fn check_header(h: &FileHeader, layout: Layout, len: u64, path: &Path) -> Result<()> {
+    use crate::layout::BackingLen;
+    use crate::sectors::MAX_FILE_SIZE;
     if h.size > MAX_FILE_SIZE {
         return Err(RotationError::Damaged {
             path: path.to_path_buf(),
             what: format!("its header records {} bytes, past the largest file size", h.size),
         });
     }
-    if classify_backing_len(len, h.size) == BackingLen::Impossible {
+    if layout.classify(len, h.size) == BackingLen::Impossible {
         return Err(RotationError::Damaged {
             path: path.to_path_buf(),
             what: format!(
@@ -196,16 +231,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn written_runs_skip_all_zero_sectors_only() {
-        let mut c = vec![0u8; 6 * SECTOR];
-        assert!(written_runs(&c).is_empty());
-        c[SECTOR] = 1; // sector 1
-        c[3 * SECTOR + 4095] = 1; // sector 3, only its last byte
-        c[4 * SECTOR + 17] = 1; // sector 4
-        assert_eq!(written_runs(&c), vec![1..2, 3..5]);
-        c[5 * SECTOR] = 9;
-        c[0] = 9;
-        assert_eq!(written_runs(&c), vec![0..2, 3..6]);
-        assert_eq!(written_runs(&c[..SECTOR]), vec![0..1]);
+    fn true_runs_are_the_stored_sectors() {
+        assert!(true_runs(&[false; 6]).is_empty());
+        assert_eq!(true_runs(&[false, true, false, true, true, false]), vec![1..2, 3..5]);
+        assert_eq!(true_runs(&[true, true, false, true, true, true]), vec![0..2, 3..6]);
+        assert_eq!(true_runs(&[true]), vec![0..1]);
     }
 }

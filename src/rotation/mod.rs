@@ -121,11 +121,28 @@ pub use survey::Survey;
 pub use sys::TEMP_PREFIX;
 
 use crate::keys::VolumeKeys;
+use crate::layout::Layout;
 use steps::Steps;
 use which::Keys;
 
+/// The file layouts before and after: the volume's own for a key rotation,
+/// plain to tagged for `upgrade`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layouts {
+    pub from: Layout,
+    pub to: Layout,
+}
+
+impl Layouts {
+    /// A rotation that keeps the layout.
+    pub fn same(layout: Layout) -> Layouts {
+        Layouts { from: layout, to: layout }
+    }
+}
+
 /// Re-encrypts everything in the backing tree `data_dir` (a volume's
-/// `data/`) from the keys `old` to the keys `new`, reporting to `progress`.
+/// `data/`) from the keys `old` to the keys `new` (and from one file layout
+/// to another), reporting to `progress`.
 ///
 /// The volume must not be mounted (the caller holds its lock). After a
 /// failure or a crash, calling this again with the same two keys finishes
@@ -134,16 +151,20 @@ pub fn rotate_tree(
     data_dir: &Path,
     old: &VolumeKeys,
     new: &VolumeKeys,
+    layouts: Layouts,
     progress: &mut dyn RotationProgress,
 ) -> Result<RotationStats, RotationError> {
-    run(data_dir, old, new, progress, Steps::default()).0
+    run(data_dir, Keys { old, new, from: layouts.from, to: layouts.to }, progress, Steps::default()).0
 }
 
 /// What is left to rotate in `data_dir` from `old` to `new` (totals for a
 /// progress bar), without changing anything. An entry decryptable under
 /// neither key is an error here too.
-pub fn survey(data_dir: &Path, old: &VolumeKeys, new: &VolumeKeys) -> Result<Survey, RotationError> {
-    let keys = Keys { old, new };
+pub fn survey(data_dir: &Path, old: &VolumeKeys, new: &VolumeKeys, layouts: Layouts) -> Result<Survey, RotationError> {
+    survey_keys(data_dir, Keys { old, new, from: layouts.from, to: layouts.to })
+}
+
+fn survey_keys(data_dir: &Path, keys: Keys<'_>) -> Result<Survey, RotationError> {
     if keys.same() {
         return Err(RotationError::SameKeys);
     }
@@ -153,14 +174,13 @@ pub fn survey(data_dir: &Path, old: &VolumeKeys, new: &VolumeKeys) -> Result<Sur
 /// The rotation, and how many changes it made to the tree (see [`Steps`]).
 fn run(
     data_dir: &Path,
-    old: &VolumeKeys,
-    new: &VolumeKeys,
+    keys: Keys<'_>,
     progress: &mut dyn RotationProgress,
     steps: Steps,
 ) -> (Result<RotationStats, RotationError>, u64) {
     let began = Instant::now();
     let prepared = (|| {
-        let left = survey(data_dir, old, new)?;
+        let left = survey_keys(data_dir, keys)?;
         progress.start(left.files, left.bytes);
         let root = sys::open_root(data_dir)?;
         let walk_root = root.try_clone().map_err(sys::std_io(data_dir, "duplicating a descriptor of"))?;
@@ -170,7 +190,7 @@ fn run(
         Ok(r) => r,
         Err(e) => return (Err(e), 0),
     };
-    let mut r = match rotate::Rotator::new(Keys { old, new }, progress, root, data_dir, steps) {
+    let mut r = match rotate::Rotator::new(keys, progress, root, data_dir, steps) {
         Ok(r) => r,
         Err(e) => return (Err(e), 0),
     };
@@ -198,5 +218,6 @@ pub(crate) fn run_until(
     progress: &mut dyn RotationProgress,
     stop_at: Option<u64>,
 ) -> (Result<RotationStats, RotationError>, u64) {
-    run(data_dir, old, new, progress, Steps { done: 0, stop_at })
+    let keys = Keys { old, new, from: Layout::Plain, to: Layout::Plain };
+    run(data_dir, keys, progress, Steps { done: 0, stop_at })
 }

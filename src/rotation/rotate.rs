@@ -17,7 +17,7 @@ use super::steps::Steps;
 use super::sys::{self, Kind, Meta, Result};
 use super::which::{Keys, Under};
 use super::xattrs;
-use crate::fileheader::FileHeader;
+use crate::fileheader::{FileHeader, NameBinding};
 use crate::names::{self, BackingName, DIRID_LEN, LONG_NAME_SUFFIX, LONG_PREFIX};
 
 pub(crate) struct Rotator<'a, 'p> {
@@ -169,9 +169,8 @@ impl<'a, 'p> Rotator<'a, 'p> {
 
     /// Writes the new copy of file `src` (header `h`, metadata `m`) into
     /// `dst`, durably, metadata and xattrs included.
-    fn write_copy(&mut self, src: &File, m: &Meta, h: &FileHeader, dst: &File, path: &Path) -> Result<u64> {
-        let (old, new) = (self.keys.old, self.keys.new);
-        let bytes = copy::rotate(old, new, src, m.size, h, dst, &mut self.buf, path, &mut self.steps)?;
+    fn write_copy(&mut self, src: &File, m: &Meta, h: &FileHeader, binding: NameBinding, dst: &File, path: &Path) -> Result<u64> {
+        let bytes = copy::rotate(&self.keys, src, m.size, h, binding, dst, &mut self.buf, path, &mut self.steps)?;
         sys::set_owner_and_mode(dst, m, path)?;
         self.stats.xattrs += xattrs::copy(&self.keys, src, dst, path)?;
         sys::set_times(dst, &m.timestamps(), path)?;
@@ -186,7 +185,8 @@ impl<'a, 'p> Rotator<'a, 'p> {
         fd.try_clone().map_err(sys::std_io(&self.staging.path, "duplicating a descriptor of"))
     }
 
-    fn file(&mut self, dir: &mut DirState, fd: &OwnedFd, entry: &str, m: &Meta) -> Result<()> {
+    /// Rotates regular file `entry` (plaintext name `plain`).
+    fn file(&mut self, dir: &mut DirState, fd: &OwnedFd, entry: &str, plain: &[u8], m: &Meta) -> Result<()> {
         let path = dir.path.join(entry);
         let src = sys::open_file(fd, entry, &path)?;
         let m = sys::fstat(&src, &path).and_then(|now| if now.ino == m.ino { Ok(now) } else { Err(changed(&path)) })?;
@@ -207,10 +207,11 @@ impl<'a, 'p> Rotator<'a, 'p> {
                 return Err(RotationError::Undecryptable { path, what: format!("its file header ({why})") });
             }
         };
-        copy::check_header(&h, m.size, &path)?;
+        copy::check_header(&h, self.keys.from, m.size, &path)?;
+        let binding = NameBinding::of(&self.keys.new.name_binding, &dir.id, plain);
         let key = staging::file_key(&h.file_id, m.ino);
         if let Some(staged) = self.staging.find(&key)? {
-            self.staging.check_file(&key, &staged, &h, &self.keys.new.file_header_mac)?;
+            self.staging.check_file(&key, &staged, &h, &self.keys)?;
             return self.relink(dir, fd, entry, &key);
         }
         if m.nlink > 1 {
@@ -219,7 +220,7 @@ impl<'a, 'p> Rotator<'a, 'p> {
             let part_path = self.staging.path.join(&part);
             self.steps.tick(&part_path)?;
             let dst = sys::create(&sdir, &part, &part_path)?;
-            let bytes = self.write_copy(&src, &m, &h, &dst, &part_path)?;
+            let bytes = self.write_copy(&src, &m, &h, binding, &dst, &part_path)?;
             self.steps.tick(&part_path)?;
             sys::rename_over(&sdir, &part, &key, &self.staging.path.join(&key))?;
             sys::fsync(&sdir, &self.staging.path)?;
@@ -231,7 +232,7 @@ impl<'a, 'p> Rotator<'a, 'p> {
         let tmp_path = dir.path.join(&tmp);
         self.steps.tick(&tmp_path)?;
         let dst = sys::create(fd, &tmp, &tmp_path)?;
-        let bytes = self.write_copy(&src, &m, &h, &dst, &tmp_path)?;
+        let bytes = self.write_copy(&src, &m, &h, binding, &dst, &tmp_path)?;
         self.steps.tick(&path)?;
         sys::rename_over(fd, &tmp, entry, &path)?;
         self.file_done(bytes);
@@ -332,9 +333,13 @@ impl super::walk::Visitor for Rotator<'_, '_> {
         let under = entries::name_of(&self.keys, &dir.id, fd, name, &path)?;
         // name_of refused anything that is not UTF-8.
         let mut entry = name.to_string_lossy().into_owned();
-        if let Under::Old(plain) = under {
-            entry = self.rename(dir, fd, &entry, &plain)?;
-        }
+        let plain = match under {
+            Under::Old(plain) => {
+                entry = self.rename(dir, fd, &entry, &plain)?;
+                plain
+            }
+            Under::New(plain) => plain,
+        };
         let path = dir.path.join(&entry);
         let m = sys::stat_at(fd, &entry, &path)?.ok_or_else(|| changed(&path))?;
         match m.kind() {
@@ -345,7 +350,7 @@ impl super::walk::Visitor for Rotator<'_, '_> {
                 }
                 return Ok(Some((child, path)));
             }
-            Kind::File => self.file(dir, fd, &entry, &m)?,
+            Kind::File => self.file(dir, fd, &entry, &plain, &m)?,
             Kind::Symlink => self.symlink(dir, fd, &entry, &m)?,
             Kind::Other => {}
         }

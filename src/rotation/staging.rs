@@ -108,7 +108,7 @@ impl Staging {
 
     /// Whether the staged copy `key` is the new copy of a regular file whose
     /// old header is `old` (same file ID and size, header under the new key).
-    pub fn check_file(&self, key: &str, m: &Meta, old: &FileHeader, new_mac: &crate::secret::Key32) -> Result<()> {
+    pub fn check_file(&self, key: &str, m: &Meta, old: &FileHeader, keys: &super::which::Keys<'_>) -> Result<()> {
         let path = self.path.join(key);
         let mismatch = |what: &str| RotationError::Conflict {
             path: path.clone(),
@@ -120,7 +120,7 @@ impl Staging {
         let fd = self.fd.as_ref().ok_or_else(|| mismatch("cannot be opened"))?;
         let f: File = sys::open_file(fd, key, &path)?;
         let region = super::copy::header_region(&f, m.size, &path)?;
-        match FileHeader::decode(&region, new_mac) {
+        match FileHeader::decode(&region, keys.to, &keys.new.file_header_mac) {
             Ok(h) if h.file_id == old.file_id && h.size == old.size => Ok(()),
             Ok(_) => Err(mismatch("holds another file ID or size than the file")),
             Err(_) => Err(mismatch("has no valid header under the new key")),

@@ -92,7 +92,7 @@ impl Surveyor<'_> {
                 });
             }
         };
-        copy::check_header(&h, m.size, path)?;
+        copy::check_header(&h, self.keys.from, m.size, path)?;
         let staged = match &self.staging {
             Some(s) => sys::stat_at(s, &staging::file_key(&h.file_id, m.ino), path)?.is_some(),
             None => false,
@@ -101,7 +101,7 @@ impl Surveyor<'_> {
             return Ok(()); // its new copy is made: its names only move
         }
         self.survey.files += 1;
-        self.survey.bytes += copy::data_bytes(&f, m.size, h.size, path)?;
+        self.survey.bytes += copy::data_bytes(&f, self.keys.from, m.size, h.size, path)?;
         self.survey.xattrs += xattrs::count_old(&self.keys, &f, path)?;
         Ok(())
     }

@@ -14,10 +14,23 @@ use super::progress::{NoProgress, RotationProgress};
 use super::sys;
 use super::*;
 use crate::contents::SectorCipher;
-use crate::fileheader::{FileHeader, SLOT_LEN, SLOT_OFFSETS};
+use crate::fileheader::{FileHeader, SLOT_OFFSETS};
+use crate::layout::Layout;
 use crate::names::{self, BackingName, DIRID_FILE, EntryKind, LONG_NAME_SUFFIX};
 use crate::secret::MasterKey;
-use crate::sectors::{FILE_HEADER_LEN, SECTOR_SIZE, backing_len_for_size, backing_offset, sectors_for_size};
+use crate::sectors::{FILE_HEADER_LEN, SECTOR_SIZE, sectors_for_size};
+
+/// These trees are built by hand in the plain layout (formats 1 and 2);
+/// tagged volumes are rotated through the daemon in tests/rotation.rs.
+const PLAIN: Layouts = Layouts { from: Layout::Plain, to: Layout::Plain };
+
+fn backing_offset(i: u64) -> u64 {
+    Layout::Plain.data_offset(i)
+}
+
+fn backing_len_for_size(size: u64) -> u64 {
+    Layout::Plain.backing_len(size)
+}
 
 const S: usize = SECTOR_SIZE as usize;
 
@@ -108,11 +121,12 @@ impl<'k> Builder<'k> {
         use std::os::unix::fs::FileExt;
         let f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(p).unwrap();
         let id: [u8; 16] = crate::random::array().unwrap();
-        let mut h = FileHeader::new(id);
+        let mut h = FileHeader::new(id, None);
         h.size = plain.len() as u64;
         h.generation = 7;
         let mut region = vec![0u8; FILE_HEADER_LEN as usize];
-        region[SLOT_OFFSETS[1]..SLOT_OFFSETS[1] + SLOT_LEN].copy_from_slice(&h.encode(&self.keys.file_header_mac));
+        let slot = h.encode(Layout::Plain, &self.keys.file_header_mac);
+        region[SLOT_OFFSETS[1]..SLOT_OFFSETS[1] + slot.len()].copy_from_slice(&slot);
         f.write_all_at(&region, 0).unwrap();
         let c = SectorCipher::new(&self.keys.file_key(&id)).unwrap();
         let n = sectors_for_size(plain.len() as u64);
@@ -413,9 +427,9 @@ fn file_contents(p: &Path, keys: &VolumeKeys, not: Option<&VolumeKeys>) -> (Vec<
     }
     let mut region = vec![0u8; 4096];
     sys::read_full(&f, &mut region, 0, p).unwrap();
-    let h = FileHeader::decode(&region, &keys.file_header_mac).unwrap();
+    let h = FileHeader::decode(&region, Layout::Plain, &keys.file_header_mac).unwrap();
     if let Some(not) = not {
-        assert!(FileHeader::decode(&region, &not.file_header_mac).is_err());
+        assert!(FileHeader::decode(&region, Layout::Plain, &not.file_header_mac).is_err());
     }
     let c = SectorCipher::new(&keys.file_key(&h.file_id)).unwrap();
     let n = sectors_for_size(h.size);
@@ -465,7 +479,7 @@ fn everything_is_re_encrypted_and_nothing_is_left_under_the_old_key() {
     let data = build(t.path(), &old, 3 * CHUNK + 5 * S + 17, 30);
     let before = read(&data, &old, None);
     assert_eq!(before.len(), 50, "{} entries: {:#?}", before.len(), before.keys());
-    let s = survey(&data, &old, &new).unwrap();
+    let s = survey(&data, &old, &new, PLAIN).unwrap();
     // 8 files with contents (the hard-linked one once, the empty ones none).
     assert_eq!((s.files, s.files_done, s.symlinks, s.dirs), (8, 0, 3, 34), "{s:?}");
     assert_eq!(s.names as usize, before.len(), "every name, a hard link's each: {s:?}");
@@ -473,7 +487,7 @@ fn everything_is_re_encrypted_and_nothing_is_left_under_the_old_key() {
     assert!(!s.nothing_left());
 
     let mut p = Counted::default();
-    let stats = rotate_tree(&data, &old, &new, &mut p).unwrap();
+    let stats = rotate_tree(&data, &old, &new, PLAIN, &mut p).unwrap();
     assert_eq!(p.started, Some((s.files, s.bytes)));
     assert_eq!((p.files, p.bytes), (s.files, s.bytes), "file_done adds up to what start announced");
     assert_eq!((stats.files, stats.bytes, stats.names, stats.xattrs), (s.files, s.bytes, s.names, s.xattrs));
@@ -490,10 +504,10 @@ fn everything_is_re_encrypted_and_nothing_is_left_under_the_old_key() {
     let excess = data_dir_entry(&data, &new, &["team-a", "2026-11", "excess.wav"]);
     assert_eq!(fs::metadata(excess).unwrap().len(), backing_len_for_size(5000), "excess sectors are not carried over");
 
-    let again = survey(&data, &old, &new).unwrap();
+    let again = survey(&data, &old, &new, PLAIN).unwrap();
     assert!(again.nothing_left(), "{again:?}");
     assert_eq!(again.files_done, 8);
-    let stats = rotate_tree(&data, &old, &new, &mut NoProgress).unwrap();
+    let stats = rotate_tree(&data, &old, &new, PLAIN, &mut NoProgress).unwrap();
     assert_eq!((stats.files, stats.names, stats.symlinks, stats.xattrs), (0, 0, 0, 0), "a second run changes nothing");
     same(&read(&data, &new, Some(&old)), &before, "after a second run");
 }
@@ -537,11 +551,11 @@ fn a_crash_before_any_change_is_resumed_with_nothing_lost() {
         let (r, _) = run_until(&data, &old, &new, &mut NoProgress, Some(stop % 7));
         if r.is_err() {
             let mut p = Counted::default();
-            rotate_tree(&data, &old, &new, &mut p).unwrap_or_else(|e| panic!("resume after change {stop}: {e}"));
+            rotate_tree(&data, &old, &new, PLAIN, &mut p).unwrap_or_else(|e| panic!("resume after change {stop}: {e}"));
             assert_eq!((p.files, p.bytes), p.started.unwrap(), "after change {stop}");
         }
         same(&read(&data, &new, Some(&old)), &expected, &format!("after a crash before change {stop}"));
-        assert!(survey(&data, &old, &new).unwrap().nothing_left());
+        assert!(survey(&data, &old, &new, PLAIN).unwrap().nothing_left());
         fs::remove_dir_all(&base).unwrap();
     }
 }
@@ -617,7 +631,7 @@ fn an_entry_under_neither_key_stops_the_rotation_with_its_path_and_nothing_delet
         let data = build(t.path(), &old, 5 * S, 2);
         let mut bad = spoil(&data, &old, &other);
         let raw_before = raw(&data);
-        let e = rotate_tree(&data, &old, &new, &mut NoProgress).expect_err(what);
+        let e = rotate_tree(&data, &old, &new, PLAIN, &mut NoProgress).expect_err(what);
         if what == "its link target" {
             // Its name was rotated before its target was read.
             bad = data_dir_entry(&data, &new, &["latest"]);
@@ -633,7 +647,7 @@ fn an_entry_under_neither_key_stops_the_rotation_with_its_path_and_nothing_delet
         }
         // Once the entry is dealt with, the rotation finishes.
         fs::remove_file(&bad).unwrap();
-        rotate_tree(&data, &old, &new, &mut NoProgress).unwrap_or_else(|e| panic!("{what}: {e}"));
+        rotate_tree(&data, &old, &new, PLAIN, &mut NoProgress).unwrap_or_else(|e| panic!("{what}: {e}"));
         read(&data, &new, Some(&old));
     }
 }
@@ -645,10 +659,10 @@ fn the_same_key_twice_and_a_directory_that_is_no_volume_are_refused() {
     let data = build(t.path(), &k, S, 1);
     let same = VolumeKeys::derive(MasterKey::copy_from(&[7; 64]));
     let same2 = VolumeKeys::derive(MasterKey::copy_from(&[7; 64]));
-    assert!(matches!(rotate_tree(&data, &same, &same2, &mut NoProgress), Err(RotationError::SameKeys)));
-    let e = rotate_tree(&t.path().join("missing"), &k, &keys(), &mut NoProgress).unwrap_err();
+    assert!(matches!(rotate_tree(&data, &same, &same2, PLAIN, &mut NoProgress), Err(RotationError::SameKeys)));
+    let e = rotate_tree(&t.path().join("missing"), &k, &keys(), PLAIN, &mut NoProgress).unwrap_err();
     assert!(matches!(e, RotationError::NotADataDirectory { .. }), "{e}");
-    let e = survey(t.path(), &k, &keys()).unwrap_err();
+    let e = survey(t.path(), &k, &keys(), PLAIN).unwrap_err();
     assert!(e.to_string().contains("is not a callvault data directory: it has no .dirid"), "{e}");
 }
 
@@ -667,10 +681,10 @@ fn leftovers_of_an_interrupted_run_and_of_the_daemon_are_removed() {
     fs::write(data.join(STAGING_DIR).join("part-00"), b"half").unwrap();
     let stray = data.join(format!(".L{}{LONG_NAME_SUFFIX}", "A".repeat(43)));
     fs::write(&stray, b"not a name").unwrap();
-    let s = survey(&data, &old, &new).unwrap();
+    let s = survey(&data, &old, &new, PLAIN).unwrap();
     assert_eq!(s.leftovers, 4, "temporary, orphan, staging directory and its part: {s:?}");
     let mut p = Counted::default();
-    let stats = rotate_tree(&data, &old, &new, &mut p).unwrap();
+    let stats = rotate_tree(&data, &old, &new, PLAIN, &mut p).unwrap();
     assert_eq!(stats.leftovers, 3);
     assert!(p.messages.iter().any(|m| m.contains("left alone")), "{:?}", p.messages);
     fs::remove_file(&stray).unwrap();
@@ -698,7 +712,7 @@ fn deep_trees_hold_one_directory_descriptor_at_a_time() {
     }
     let before = read_deep(&data, &old);
     assert_eq!(before.len(), 400);
-    rotate_tree(&data, &old, &new, &mut NoProgress).unwrap();
+    rotate_tree(&data, &old, &new, PLAIN, &mut NoProgress).unwrap();
     assert_eq!(read_deep(&data, &new), before);
 }
 

@@ -4,12 +4,17 @@
 
 use crate::fileheader::FileHeader;
 use crate::keys::VolumeKeys;
+use crate::layout::Layout;
 use crate::names::{self, DIRID_LEN};
 
-/// The two key sets of a rotation.
+/// The two key sets of a rotation, and the layouts of the files under each
+/// (different when `upgrade` adds sector tags).
+#[derive(Clone, Copy)]
 pub(crate) struct Keys<'a> {
     pub old: &'a VolumeKeys,
     pub new: &'a VolumeKeys,
+    pub from: Layout,
+    pub to: Layout,
 }
 
 /// An item found under the old key (with its plaintext) or the new one.
@@ -50,9 +55,9 @@ impl Keys<'_> {
     /// A file's header region; Err says why it is valid under neither key
     /// (as the old key sees it).
     pub fn header(&self, region: &[u8]) -> Result<Under<FileHeader>, String> {
-        match FileHeader::decode(region, &self.old.file_header_mac) {
+        match FileHeader::decode(region, self.from, &self.old.file_header_mac) {
             Ok(h) => Ok(Under::Old(h)),
-            Err(old) => match FileHeader::decode(region, &self.new.file_header_mac) {
+            Err(old) => match FileHeader::decode(region, self.to, &self.new.file_header_mac) {
                 Ok(h) => Ok(Under::New(h)),
                 Err(_) => Err(old.to_string()),
             },
@@ -95,7 +100,7 @@ mod tests {
         let old = VolumeKeys::derive(MasterKey::generate().unwrap());
         let new = VolumeKeys::derive(MasterKey::generate().unwrap());
         let other = VolumeKeys::derive(MasterKey::generate().unwrap());
-        let k = Keys { old: &old, new: &new };
+        let k = Keys { old: &old, new: &new, from: Layout::Plain, to: Layout::Plain };
         assert!(!k.same());
         let id = [5u8; 16];
         for (keys, want_old) in [(&old, true), (&new, false)] {
@@ -114,7 +119,7 @@ mod tests {
             }
             assert_eq!(k.xattr(&xn, &xv[1..]), XattrUnder::BadValue);
             let mut region = vec![0u8; 4096];
-            region[..56].copy_from_slice(&FileHeader::new([1; 16]).encode(&keys.file_header_mac));
+            region[..56].copy_from_slice(&FileHeader::new([1; 16], None).encode(Layout::Plain, &keys.file_header_mac));
             assert_eq!(matches!(k.header(&region), Ok(Under::Old(_))), want_old);
         }
         let n = names::encrypt_name(&other.names, &id, b"call.wav").unwrap();
@@ -122,9 +127,9 @@ mod tests {
         let xn = names::encrypt_xattr_name(&other.xattrs, b"c").unwrap();
         assert_eq!(k.xattr(&xn, b"whatever-whatever-whatever-whatever"), XattrUnder::BadName);
         let mut region = vec![0u8; 4096];
-        region[..56].copy_from_slice(&FileHeader::new([1; 16]).encode(&other.file_header_mac));
+        region[..56].copy_from_slice(&FileHeader::new([1; 16], None).encode(Layout::Plain, &other.file_header_mac));
         assert!(k.header(&region).unwrap_err().contains("MAC"));
         assert!(k.header(&region[..100]).unwrap_err().contains("truncated"));
-        assert!(Keys { old: &old, new: &old }.same());
+        assert!(Keys { old: &old, new: &old, from: Layout::Plain, to: Layout::Plain }.same());
     }
 }
