@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audio;
+pub mod backing_file;
 pub mod contents;
 /// Detects DTMF keypad tones in a stream of samples, so the daemon can silence them before they are stored.
 pub mod dtmf;

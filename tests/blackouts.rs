@@ -11,9 +11,8 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use callvault::contents::SectorCipher;
-use callvault::fileheader::FileHeader;
-use callvault::sectors::{FILE_HEADER_LEN, SECTOR_SIZE};
+use callvault::backing_file::BackingFile;
+use callvault::sectors::FILE_HEADER_LEN;
 use serde_json::Value;
 
 use crate::harness::{PASSPHRASE, Volume, keytool_bin, pattern};
@@ -136,18 +135,19 @@ pub(crate) fn decrypted_backing(vol: &Volume) -> Vec<Vec<u8>> {
         &[callvault::volume::Operator::with_passphrase(PASSPHRASE.as_bytes()).unwrap()],
     )
     .unwrap();
+    let layout = unlocked.header.layout();
     let mut out = Vec::new();
     for (path, bytes) in crate::harness::backing_files(&vol.path.join("data")) {
         if (bytes.len() as u64) < FILE_HEADER_LEN || path.file_name().is_some_and(|n| n.as_encoded_bytes()[0] == b'.') {
             continue;
         }
-        let Ok(h) = FileHeader::decode(&bytes[..FILE_HEADER_LEN as usize], &unlocked.keys.file_header_mac) else {
+        let Ok(Some(f)) = BackingFile::open(std::fs::File::open(&path).unwrap(), &unlocked.keys, layout) else {
             continue;
         };
-        let cipher = SectorCipher::new(&unlocked.keys.file_key(&h.file_id)).unwrap();
-        let mut body = bytes[FILE_HEADER_LEN as usize..].to_vec();
-        body.truncate(body.len() / SECTOR_SIZE as usize * SECTOR_SIZE as usize);
-        cipher.decrypt_run(0, &mut body);
+        let mut body = Vec::new();
+        for i in 0..f.sectors_stored() {
+            body.extend_from_slice(&f.read_sector(i).unwrap().plain[..]);
+        }
         out.push(body);
     }
     out

@@ -17,6 +17,7 @@ use callvault::fileheader::FileHeader;
 use callvault::header::{NewSlot, VolumeHeader};
 use callvault::kdf::KdfParams;
 use callvault::keys::VolumeKeys;
+use callvault::layout::Layout;
 use callvault::names::{self, DIRID_FILE, EntryKind, LONG_NAME_SUFFIX};
 use callvault::rotation::{self, NoProgress, STAGING_DIR, TEMP_PREFIX, TIMES_RECORD_XATTR};
 use callvault::secret::MasterKey;
@@ -65,9 +66,10 @@ fn populate(m: &Mount) {
     sparse.write_all_at(&pattern(6, 10), 64 * MIB as u64 - 10).unwrap();
     sparse.sync_all().unwrap();
     drop(sparse);
-    // A hard-link pair across directories.
+    // Two files (format 3 binds a file to its one name: no hard links;
+    // src/rotation/tests.rs rotates hard links of format-2 trees).
     fs::write(m.p("team-a/2026-11/shared.wav"), pattern(7, 3 * 4096 + 5)).unwrap();
-    fs::hard_link(m.p("team-a/2026-11/shared.wav"), m.p("team-b/shared-link.wav")).unwrap();
+    fs::write(m.p("team-b/shared-link.wav"), pattern(8, 2 * 4096)).unwrap();
     std::os::unix::fs::symlink("team-a/2026-11/4097.wav", m.p("latest")).unwrap();
     std::os::unix::fs::symlink("../team-a/2026-11/one.wav", m.p(&format!("team-b/{}", "l".repeat(200)))).unwrap();
     nix::unistd::mkfifo(&m.p("team-b/pipe"), nix::sys::stat::Mode::from_bits_truncate(0o640)).unwrap();
@@ -340,10 +342,11 @@ fn contents(p: &Path, keys: &VolumeKeys, old: Option<&VolumeKeys>) -> (Vec<u8>, 
     }
     let mut region = vec![0u8; FILE_HEADER_LEN as usize];
     f.read_exact_at(&mut region, 0).unwrap();
-    let h = FileHeader::decode(&region, &keys.file_header_mac).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let h = FileHeader::decode(&region, Layout::Tagged, &keys.file_header_mac)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     if let Some(old) = old {
         assert!(
-            FileHeader::decode(&region, &old.file_header_mac).is_err(),
+            FileHeader::decode(&region, Layout::Tagged, &old.file_header_mac).is_err(),
             "{}: header under the old key",
             p.display()
         );
@@ -354,7 +357,7 @@ fn contents(p: &Path, keys: &VolumeKeys, old: Option<&VolumeKeys>) -> (Vec<u8>, 
     let mut buf = vec![0u8; SECTOR_SIZE as usize];
     for i in 0..sectors_for_size(h.size) {
         buf.fill(0);
-        let n = f.read_at(&mut buf, FILE_HEADER_LEN + i * SECTOR_SIZE).unwrap();
+        let n = f.read_at(&mut buf, Layout::Tagged.data_offset(i)).unwrap();
         if buf[..n].iter().any(|&b| b != 0) {
             sectors.push(i);
         }
@@ -436,26 +439,24 @@ fn rotated_volume_mounts_under_the_new_key_with_everything_as_it_was() {
     let stored = backing(&data, &old, None);
     let blocks_before = fs::metadata(backing_path(&data, &old, &["team-b", "sparse.wav"])).unwrap().blocks();
 
-    let s = rotation::survey(&data, &old, &new).unwrap();
-    // 7 files with contents, the hard-linked one once; the sparse file's
-    // holes are not counted.
-    assert_eq!((s.files, s.names, s.symlinks, s.xattrs), (7, 17, 2, 5), "{s:?}");
+    let tagged = rotation::Layouts::same(Layout::Tagged);
+    let s = rotation::survey(&data, &old, &new, tagged).unwrap();
+    // 8 files with contents; the sparse file's holes are not counted.
+    assert_eq!((s.files, s.names, s.symlinks, s.xattrs), (8, 17, 2, 5), "{s:?}");
     assert!(s.bytes > 6 * MIB as u64 && s.bytes < 8 * MIB as u64, "{s:?}");
-    let stats = rotation::rotate_tree(&data, &old, &new, &mut NoProgress).unwrap();
-    assert_eq!((stats.files, stats.bytes, stats.names, stats.relinked), (7, s.bytes, 17, 2), "{stats:?}");
+    let stats = rotation::rotate_tree(&data, &old, &new, tagged, &mut NoProgress).unwrap();
+    assert_eq!((stats.files, stats.bytes, stats.names, stats.relinked), (8, s.bytes, 17, 0), "{stats:?}");
 
     // Every name, side file, header, target and xattr is under the new key
     // and fails under the old; sizes, modes, owners, both times, links and
     // holes are as they were.
     let rotated = backing(&data, &new, Some(&old));
     same(&stored, &rotated, "in the backing store");
-    assert_eq!(rotated["/team-b/shared-link.wav"].group, "/team-a/2026-11/shared.wav", "still hard links");
-    assert_eq!(rotated["/team-b/shared-link.wav"].nlink, 2);
     let sparse = &rotated["/team-b/sparse.wav"];
     assert_eq!(sparse.data_sectors, [(2560..2816).collect::<Vec<u64>>(), vec![16383]].concat(), "holes stay holes");
     let blocks_after = fs::metadata(backing_path(&data, &new, &["team-b", "sparse.wav"])).unwrap().blocks();
     assert!(blocks_after <= blocks_before, "{blocks_after} blocks after, {blocks_before} before");
-    assert!(rotation::survey(&data, &old, &new).unwrap().nothing_left());
+    assert!(rotation::survey(&data, &old, &new, tagged).unwrap().nothing_left());
     check_mounted(&vol, &new_master, &before);
 }
 

@@ -399,6 +399,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
     }
     record(Event::new(EventKind::PolicyLoad, Actor::current_process()).detail(policy_detail(&policy, &policy_line)))?;
     info!("volume {} unlocked by {}", args.volume.display(), unlocked.labels.join(", "));
+    let layout = unlocked.header.layout();
 
     let vault = Arc::new(
         Vault::new(
@@ -410,6 +411,7 @@ pub fn run(args: Args) -> Result<(), Fatal> {
                 read_only: args.read_only,
                 blackout_alert: Duration::from_secs(args.blackout_alert),
                 auto_dtmf: args.auto_blackout == Some(crate::cli::AutoBlackout::Dtmf),
+                layout,
             },
         )
         .map_err(|e| Fatal::new(exitcode::DAMAGED_HEADER, format!("volume data directory: {e}")))?,

@@ -82,6 +82,7 @@ pub fn run(args: &RotateKeyArgs) -> Result<(), Failure> {
     let begin = auth.event("rotate-key-begin", None, None, Outcome::Ok);
     let done_event = auth.event("rotate-key", None, None, Outcome::Ok);
     let (header, current) = auth.parts();
+    let layouts = callvault::rotation::Layouts::same(header.layout());
     let current = MasterKey::copy_from(current.expose_secret());
     let (old, new) = match header.previous_master(&current, &paths.header())? {
         Some(previous) => {
@@ -107,7 +108,7 @@ pub fn run(args: &RotateKeyArgs) -> Result<(), Failure> {
     };
     let (old_keys, new_keys) = (VolumeKeys::derive(old), VolumeKeys::derive(new));
     let mut progress = crate::progress::RotateProgress::new();
-    let stats = callvault::rotation::rotate_tree(&paths.data(), &old_keys, &new_keys, &mut progress).map_err(|e| {
+    let stats = callvault::rotation::rotate_tree(&paths.data(), &old_keys, &new_keys, layouts, &mut progress).map_err(|e| {
         Failure::new(
             exitcode::FAILURE,
             format!("{e}\nhint: the volume stays consistent; run rotate-key again to resume"),

@@ -39,6 +39,8 @@ pub enum EventKind {
     BlackoutAlert,
     /// Automatic masking silenced a DTMF keypad tone.
     BlackoutDtmf,
+    /// A read found sectors whose tags do not match (format 3): EIO for them.
+    Integrity,
     AuditRead,
     TornTail,
     Seal,
@@ -47,7 +49,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 29] = [
+    pub const ALL: [EventKind; 30] = [
         EventKind::Open,
         EventKind::Close,
         EventKind::Create,
@@ -73,6 +75,7 @@ impl EventKind {
         EventKind::BlackoutStop,
         EventKind::BlackoutAlert,
         EventKind::BlackoutDtmf,
+        EventKind::Integrity,
         EventKind::AuditRead,
         EventKind::TornTail,
         EventKind::Seal,
@@ -107,6 +110,7 @@ impl EventKind {
             EventKind::BlackoutStop => "blackout_stop",
             EventKind::BlackoutAlert => "blackout_alert",
             EventKind::BlackoutDtmf => "blackout_dtmf",
+            EventKind::Integrity => "integrity",
             EventKind::AuditRead => "audit_read",
             EventKind::TornTail => "torn_tail",
             EventKind::Seal => "seal",
@@ -325,6 +329,18 @@ pub struct Detail {
     /// When `silenced` is split over several records: `"2/3"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<String>,
+    /// Close of a handle that wrote (format 3): the recording's seal, 64 hex
+    /// digits (SHA-256 over its file ID, sector tags and size; docs/FORMAT.md),
+    /// which `verify-recordings` checks the file against later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents_seal: Option<String>,
+    /// With `contents_seal`: the file's size when it was sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_size: Option<u64>,
+    /// Integrity: the byte ranges of the file whose sectors failed their
+    /// tags, half-open and decimal (`"8192-12288"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
     /// Blackout stop: how it ended (`"stop"`, `"closed"`, `"directory stop"`, `"unmount"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,

@@ -9,10 +9,13 @@ use std::fs::{File, OpenOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use callvault::journal::Actor;
+use callvault::journal::{Actor, Detail, EventKind};
+use log::error;
 use nix::errno::Errno;
 
-use super::file::OpenFile;
+use super::file::{OpenFile, ReadError};
+use callvault::fileheader::NameBinding;
+use callvault::layout::Layout;
 use super::inode::{Inode, Kind, lock};
 use super::namespace::DirEntry;
 use callvault::policy::Right;
@@ -35,6 +38,9 @@ pub struct Handle {
     pub writable: bool,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Damaged byte ranges already recorded through this handle: the kernel
+    /// retries a failed page read, and one damage needs one record.
+    pub damage_recorded: std::sync::Mutex<Vec<std::ops::Range<u64>>>,
 }
 
 /// An open directory: its entries as read at opendir.
@@ -108,6 +114,7 @@ impl Vault {
             writable,
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            damage_recorded: std::sync::Mutex::new(Vec::new()),
         };
         Ok(self.handles.add_file(handle))
     }
@@ -118,19 +125,36 @@ impl Vault {
         if let Some(f) = slot.upgrade() {
             return Ok(f);
         }
+        let binding = self.binding_of(inode)?;
         let file = Arc::new(match fresh {
-            Some(created) => OpenFile::empty(created, inode.ino),
+            Some(created) => OpenFile::created(created, inode.ino, &self.keys, self.layout, binding)?,
             None => {
                 let fd = OpenOptions::new()
                     .read(true)
                     .write(!self.read_only)
                     .open(proc_path(&inode.fd()?))
                     .map_err(io_errno)?;
-                OpenFile::load(fd, inode.ino, &self.keys, !self.read_only)?
+                OpenFile::load(fd, inode.ino, &self.keys, self.layout, binding, !self.read_only)?
             }
         });
         *slot = Arc::downgrade(&file);
         Ok(file)
+    }
+
+    /// Format 3: the binding of the name `inode` was last reached through
+    /// (its parent directory's ID and its name), which its header must hold.
+    pub(super) fn binding_of(&self, inode: &Inode) -> Result<Option<NameBinding>, Errno> {
+        if self.layout != Layout::Tagged {
+            return Ok(None);
+        }
+        let loc = inode.location();
+        let parent = self.dir_inode(loc.parent)?;
+        Ok(Some(self.binding_at(&parent, &loc.name)?))
+    }
+
+    /// Format 3: the binding of `name` in directory `dir`.
+    pub(super) fn binding_at(&self, dir: &Inode, name: &[u8]) -> Result<NameBinding, Errno> {
+        Ok(NameBinding::of(&self.keys.name_binding, &self.dir_id(dir)?, name))
     }
 
     /// A short-lived view of a file's contents for `truncate(2)` by path.
@@ -158,12 +182,41 @@ impl Vault {
     /// one), so it is served but not counted as the process reading.
     pub fn read(&self, fh: u64, off: u64, len: u32, buf: &mut Vec<u8>) -> Result<std::ops::Range<usize>, Errno> {
         let h = self.handle(fh)?;
-        let got = h.file.read(off, len, buf)?;
+        let got = match h.file.read(off, len, buf) {
+            Ok(got) => got,
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(ReadError::Damaged(ranges)) => {
+                self.record_damage(&h, &ranges);
+                return Err(Errno::EIO);
+            }
+        };
         self.dtmf_overlay(h.ino, off, &mut buf[got.clone()]);
         if h.readable {
             h.bytes_read.fetch_add(got.len() as u64, Ordering::Relaxed);
         }
         Ok(got)
+    }
+
+    /// A read found sectors that fail their tags: a log line naming the
+    /// inode (never a path) and an `integrity` record naming the path and
+    /// the byte ranges, once per handle and range.
+    fn record_damage(&self, h: &Handle, ranges: &[std::ops::Range<u64>]) {
+        let new: Vec<_> = {
+            let mut seen = lock(&h.damage_recorded);
+            let new: Vec<_> = ranges.iter().filter(|r| !seen.contains(r)).cloned().collect();
+            seen.extend(new.iter().cloned());
+            new
+        };
+        if new.is_empty() {
+            return;
+        }
+        let text = new.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(",");
+        error!("inode {}: bytes {text} do not match their sector tags; reads of them fail with EIO", h.ino);
+        let detail = Detail { damaged: Some(text), ..Detail::default() };
+        let r: Result<(), Errno> = Err(Errno::EIO);
+        if let Err(e) = self.audit.log_as(h.opener_actor.clone(), EventKind::Integrity, &r, Some(&h.path), None, detail) {
+            error!("inode {}: the integrity record could not be written: {e}", h.ino);
+        }
     }
 
     /// Whether a setattr that only changes a file's size or modification time

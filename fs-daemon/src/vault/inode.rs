@@ -395,7 +395,10 @@ mod tests {
             let (fd, st) = root_of(&s.0);
             let t = InodeTable::with_budget(fd, &st, 4);
             let (open, open_st) = look(&t, "open");
-            let file = Arc::new(OpenFile::empty(File::open(s.0.join("open")).unwrap(), open.ino));
+            let keys = callvault::keys::VolumeKeys::derive(callvault::secret::MasterKey::generate().unwrap());
+            let plain = callvault::layout::Layout::Plain;
+            let opened = File::open(s.0.join("open")).unwrap();
+            let file = Arc::new(OpenFile::created(opened, open.ino, &keys, plain, None).unwrap());
             *lock(&open.open) = Arc::downgrade(&file);
             let (gone, gone_st) = look(&t, "gone");
             gone.keep_descriptor().unwrap();

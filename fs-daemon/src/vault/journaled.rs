@@ -12,6 +12,7 @@
 //! recorded once, with its error. Operations with no effect to come (open
 //! without O_TRUNC, close) are recorded once, before their result returns.
 
+use callvault::layout::Layout;
 use callvault::journal::{Detail, EventKind};
 use callvault::policy::Right;
 use nix::errno::Errno;
@@ -222,7 +223,17 @@ impl Vault {
             self.dtmf_on_release(h.ino, &h.file);
         }
         let r = h.file.flush(&self.keys);
+        // A handle that wrote seals what the file now holds (format 3).
+        let sealed = match (&r, h.writable) {
+            (Ok(()), true) => h.file.seal().unwrap_or_else(|e| {
+                log::error!("inode {}: the close record carries no seal: the tags could not be read ({e})", h.ino);
+                None
+            }),
+            _ => None,
+        };
         let detail = Detail {
+            contents_seal: sealed.map(|(s, _)| s.to_hex()),
+            sealed_size: sealed.map(|(_, size)| size),
             fh: Some(fh),
             bytes_read: Some(h.bytes_read.load(std::sync::atomic::Ordering::Relaxed)),
             bytes_written: Some(h.bytes_written.load(std::sync::atomic::Ordering::Relaxed)),
@@ -332,14 +343,22 @@ impl Vault {
             Ok(v) => v,
             Err(e) => return self.refused(who, kind, Some(&to.path), e),
         };
-        if self.enforcing() {
+        let refusal = if self.enforcing() {
+            Some("hard links are refused under an access policy")
+        } else if self.layout == Layout::Tagged && inode.kind == super::Kind::File {
+            // Its header names the one entry it belongs to (docs/FORMAT.md).
+            Some("a file on a format-3 volume is bound to its one name: hard links are refused")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
             self.audit.log(
                 who,
                 kind,
                 &Err::<(), _>(Errno::EPERM),
                 Some(&to.path),
                 Some(&existing),
-                Detail { reason: Some("hard links are refused under an access policy".into()), ..Detail::default() },
+                Detail { reason: Some(reason.into()), ..Detail::default() },
             )?;
             return Err(Errno::EPERM);
         }

@@ -31,6 +31,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use callvault::fileheader::FileHeader;
 use callvault::keys::VolumeKeys;
+use callvault::layout::Layout;
 use callvault::names::{self, BackingName, DIRID_FILE, DIRID_LEN};
 use callvault::policy::{Policy, Right};
 use callvault::sectors::FILE_HEADER_LEN;
@@ -55,16 +56,25 @@ pub struct VaultOptions {
     pub blackout_alert: std::time::Duration,
     /// `--auto-blackout dtmf`: mask keypad tones in every recording.
     pub auto_dtmf: bool,
+    /// Where files keep their sectors: the volume header says (format 3:
+    /// tagged).
+    pub layout: Layout,
 }
 
 impl Default for VaultOptions {
     fn default() -> Self {
-        VaultOptions { read_only: false, blackout_alert: std::time::Duration::from_secs(600), auto_dtmf: false }
+        VaultOptions {
+            read_only: false,
+            blackout_alert: std::time::Duration::from_secs(600),
+            auto_dtmf: false,
+            layout: Layout::Tagged,
+        }
     }
 }
 
 pub struct Vault {
     keys: VolumeKeys,
+    layout: Layout,
     inodes: InodeTable,
     inomap: InoMap,
     handles: HandleTable,
@@ -135,6 +145,7 @@ impl Vault {
         let st = fstatat(&fd, "", AtFlags::AT_EMPTY_PATH)?;
         let vault = Vault {
             keys,
+            layout: opts.layout,
             inodes: InodeTable::new(fd, &st),
             inomap: InoMap { backing_root: st.st_ino },
             handles: HandleTable::new(),
@@ -232,7 +243,7 @@ impl Vault {
                 Err(e) => return Err(e.to_string()),
             }
         }
-        FileHeader::decode(&region[..n], &self.keys.file_header_mac).map_err(|e| e.to_string())
+        FileHeader::decode(&region[..n], self.layout, &self.keys.file_header_mac).map_err(|e| e.to_string())
     }
 
     fn attr_of(&self, inode: &Inode, st: &FileStat) -> Attr {

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+use callvault::fileheader::NameBinding;
 use callvault::journal::Actor;
+use callvault::layout::Layout;
 use callvault::names::{self, BackingName, DIRID_FILE, EntryKind};
 use log::{error, warn};
 use nix::errno::Errno;
@@ -16,6 +18,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat
 
 use super::attr::kind_of;
 use super::data::DirHandle;
+use super::file::OpenFile;
 use super::inode::{Inode, Kind, Location};
 use callvault::policy::Right;
 
@@ -261,11 +264,40 @@ impl Vault {
         if !exchange && !flags.contains(RenameFlags::RENAME_NOREPLACE) {
             self.keep_descriptor_of(np, bn.entry()); // a replaced target may lose its last name
         }
+        // Format 3: each regular file moved accepts its new name before the
+        // move and forgets its old one after, so a crash anywhere in
+        // between leaves it readable under whichever name it has.
+        let mut moved = Vec::new();
+        if self.layout == Layout::Tagged {
+            let (old_b, new_b) = (self.binding_at(p, &from.name)?, self.binding_at(np, &to.name)?);
+            if kind_of(src.st_mode) == Some(Kind::File) {
+                moved.push((self.open_entry(p, bo.entry(), &src, old_b)?, old_b, new_b));
+            }
+            if exchange
+                && let Ok(dst) = fstatat(&npfd, bn.entry(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                && kind_of(dst.st_mode) == Some(Kind::File)
+            {
+                moved.push((self.open_entry(np, bn.entry(), &dst, new_b)?, new_b, old_b));
+            }
+            for (f, was, will) in &moved {
+                f.rebind(&self.keys, *will, Some(*was))?;
+            }
+        }
         if let Err(e) = renameat2(&pfd, bo.entry(), &npfd, bn.entry(), flags) {
             if let Some(u) = undo {
                 u.restore(&npfd, bn.entry());
             }
+            for (f, was, _) in &moved {
+                if let Err(e) = f.rebind(&self.keys, *was, None) {
+                    warn!("a file kept its new name in its header after a failed rename ({e}); it still reads");
+                }
+            }
             return Err(e);
+        }
+        for (f, _, now) in &moved {
+            if let Err(e) = f.rebind(&self.keys, *now, None) {
+                warn!("a renamed file still accepts its old name in its header ({e}); it reads under its new one");
+            }
         }
         if !exchange && bo.entry() != bn.entry() {
             self.remove_long_name(p, bo);
@@ -280,6 +312,18 @@ impl Vault {
             i.set_location(p.ino, &from.name);
         }
         Ok(())
+    }
+
+    /// The open state of regular file `entry` in directory `dir` (backing
+    /// `st`), reached through the name bound as `binding`: its inode's if
+    /// the kernel knows it, else loaded for this call.
+    fn open_entry(&self, dir: &Inode, entry: &str, st: &FileStat, binding: NameBinding) -> Result<Arc<OpenFile>, Errno> {
+        if let Some(i) = self.inodes.get(self.inomap.fuse_ino(st.st_ino)) {
+            return self.open_file(&i, None);
+        }
+        let fd = openat(&dir.fd()?, entry, OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())?;
+        let file = OpenFile::load(File::from(fd), st.st_ino, &self.keys, self.layout, Some(binding), true)?;
+        Ok(Arc::new(file))
     }
 
     /// Links `inode` at `to`.
