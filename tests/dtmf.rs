@@ -284,17 +284,24 @@ fn a_crash_while_a_tone_is_held_back_leaves_silence_on_disk() {
     drop(f);
     let _ = Command::new("umount").arg("-l").arg(vol.mountpoint()).output();
     // The file's recorded size may lag (it is persisted within a second), so
-    // look at every sector the daemon wrote, decrypted with the library.
+    // look at every sector the daemon wrote, decrypted with the library. The
+    // last, partly filled sector stays in the daemon until it fills or a
+    // size covering it is recorded (docs/FORMAT.md), so only whole sectors
+    // before it are sure to be on disk.
     let plain = crate::blackouts::decrypted_backing(&vol);
-    let body = plain.iter().find(|b| b.len() >= 44 + speech.len()).expect("the recording's sectors");
+    let body = plain.iter().max_by_key(|b| b.len()).expect("the recording's sectors");
     let tone_at = 44 + speech.len();
-    // What was settled is stored; the unsettled tail (the tone) is silence.
-    let settled_speech = &speech[speech.len() - 400..speech.len() - 200];
+    // What was settled in whole sectors is stored; the unsettled tail (the
+    // tone) is silence where it reached the disk at all.
+    assert!(speech.len() > 5000, "speech of {} bytes", speech.len());
+    let settled_speech = &speech[speech.len() - 4700..speech.len() - 4500];
     assert!(body.windows(200).any(|w| w == settled_speech), "the speech before the tone was not stored");
-    assert!(
-        body[tone_at..tone_at + tone.len()].iter().all(|b| *b == 0xFF),
-        "the unsettled tone is not silence on disk"
-    );
+    if let Some(stored_tone) = body.get(tone_at..tone_at + tone.len()) {
+        assert!(
+            stored_tone.iter().all(|b| *b == 0xFF) || stored_tone.iter().all(|b| *b == 0),
+            "the unsettled tone is not silence on disk"
+        );
+    }
     let raw: Vec<Vec<u8>> = crate::harness::backing_files(&vol.path).into_iter().map(|(_, b)| b).collect();
     for piece in tone.chunks_exact(24) {
         assert!(

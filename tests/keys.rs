@@ -176,7 +176,7 @@ fn each_slot_kind_mounts_and_removed_or_altered_secrets_are_refused() {
     assert_eq!(out, "added keyslot 2 \"carol\" (passphrase+keyfile)\n");
 
     let list: serde_json::Value = serde_json::from_str(&lab.ok(&["slot", "list", v, "--format", "json"])).unwrap();
-    assert_eq!(list["format"], 2);
+    assert_eq!(list["format"], 3);
     let kinds: Vec<(&str, &str)> = list["slots"]
         .as_array()
         .unwrap()
@@ -185,7 +185,7 @@ fn each_slot_kind_mounts_and_removed_or_altered_secrets_are_refused() {
         .collect();
     assert_eq!(kinds, [("alice", "passphrase"), ("bob", "keyfile"), ("carol", "passphrase+keyfile")]);
     let table = lab.ok(&["slot", "list", v]);
-    assert!(table.starts_with(&format!("volume {v}: format 2, key generation 1, no dual control\n")), "{table}");
+    assert!(table.starts_with(&format!("volume {v}: format 3, key generation 1, no dual control\n")), "{table}");
     assert!(table.contains("passphrase+keyfile"), "{table}");
 
     // Each kind mounts; keyfiles in either order.
@@ -461,7 +461,7 @@ fn a_header_backup_brings_removed_slots_back_and_another_volumes_is_refused() {
     let out = lab.ok(&["header", "backup", v, b]);
     assert!(
         out.starts_with(&format!(
-            "wrote a backup of the header of {v} (format 2, key generation 1, keyslots alice, bob)"
+            "wrote a backup of the header of {v} (format 3, key generation 1, keyslots alice, bob)"
         )),
         "{out}"
     );
