@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(Layout::Tagged.runs(7..7).count(), 0);
         for run in Layout::Tagged.runs(0..2000) {
             let last = run.end - 1;
-            assert_eq!(Layout::Tagged.data_offset(last) - Layout::Tagged.data_offset(run.start), (last - run.start) * 4096);
+            assert_eq!(
+                Layout::Tagged.data_offset(last) - Layout::Tagged.data_offset(run.start),
+                (last - run.start) * 4096
+            );
         }
     }
 

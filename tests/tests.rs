@@ -27,10 +27,10 @@ mod errors;
 mod fail_closed;
 /// The README's first-run set-up, run as it stands: users, init, policy, mount, reads, audit.
 mod firstrun;
-/// Format 3 integrity: changed, rolled-back and swapped sectors and files, seals, crashes.
-mod integrity;
 /// Frozen example volumes of each format version: still unlocked, mounted and read.
 mod formats;
+/// Format 3 integrity: changed, rolled-back and swapped sectors and files, seals, crashes.
+mod integrity;
 /// Operators' keyslots: kinds, removal, rules, history, dual control, header backups, format-1 upgrade, throttling.
 mod keys;
 /// Random writes and truncates checked against an in-memory model.

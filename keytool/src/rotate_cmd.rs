@@ -108,12 +108,13 @@ pub fn run(args: &RotateKeyArgs) -> Result<(), Failure> {
     };
     let (old_keys, new_keys) = (VolumeKeys::derive(old), VolumeKeys::derive(new));
     let mut progress = crate::progress::RotateProgress::new();
-    let stats = callvault::rotation::rotate_tree(&paths.data(), &old_keys, &new_keys, layouts, &mut progress).map_err(|e| {
-        Failure::new(
-            exitcode::FAILURE,
-            format!("{e}\nhint: the volume stays consistent; run rotate-key again to resume"),
-        )
-    })?;
+    let stats =
+        callvault::rotation::rotate_tree(&paths.data(), &old_keys, &new_keys, layouts, &mut progress).map_err(|e| {
+            Failure::new(
+                exitcode::FAILURE,
+                format!("{e}\nhint: the volume stays consistent; run rotate-key again to resume"),
+            )
+        })?;
     let summary = format!(
         "{} files ({} bytes), {} names, {} links, {} xattrs re-encrypted in {:.1} s",
         stats.files,

@@ -58,8 +58,8 @@ pub use slot::{FLAG_NO_SELF_CHANGE, HISTORY, KEYSLOT_LEN, Keyslot, LABEL_LEN, Pa
 
 use crate::Error;
 use crate::kdf::{self, KdfParams};
-use crate::layout::Layout;
 use crate::keys::{LABEL_VOLUME_HEADER_MAC, derive32};
+use crate::layout::Layout;
 use crate::secret::{MASTER_KEY_LEN, MasterKey};
 use crate::shamir::{self, Share};
 use slot::SlotProblem;

@@ -133,7 +133,8 @@ pub(crate) fn rotate(
         let data = &mut buf[..n * SECTOR];
         sys::read_full(src, data, from.data_offset(chunk.start), path)?;
         let mut old_tags = [HOLE_TAG; SECTORS_PER_GROUP as usize];
-        filecrypto::read_tags(src, from, chunk.clone(), &mut old_tags[..n]).map_err(sys::std_io(path, "reading tags of"))?;
+        filecrypto::read_tags(src, from, chunk.clone(), &mut old_tags[..n])
+            .map_err(sys::std_io(path, "reading tags of"))?;
         let mut new_tags = [HOLE_TAG; SECTORS_PER_GROUP as usize];
         let mut stored = vec![false; n];
         for (i, sector) in data.chunks_exact_mut(SECTOR).enumerate() {
@@ -158,7 +159,8 @@ pub(crate) fn rotate(
             sys::write_at(dst, bytes, to.data_offset(chunk.start + run.start as u64), path)?;
         }
         if stored.contains(&true) {
-            filecrypto::write_tags(dst, to, chunk.start, &new_tags[..n]).map_err(sys::std_io(path, "writing tags of"))?;
+            filecrypto::write_tags(dst, to, chunk.start, &new_tags[..n])
+                .map_err(sys::std_io(path, "writing tags of"))?;
         }
     }
     Ok(read)

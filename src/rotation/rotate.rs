@@ -169,7 +169,15 @@ impl<'a, 'p> Rotator<'a, 'p> {
 
     /// Writes the new copy of file `src` (header `h`, metadata `m`) into
     /// `dst`, durably, metadata and xattrs included.
-    fn write_copy(&mut self, src: &File, m: &Meta, h: &FileHeader, binding: NameBinding, dst: &File, path: &Path) -> Result<u64> {
+    fn write_copy(
+        &mut self,
+        src: &File,
+        m: &Meta,
+        h: &FileHeader,
+        binding: NameBinding,
+        dst: &File,
+        path: &Path,
+    ) -> Result<u64> {
         let bytes = copy::rotate(&self.keys, src, m.size, h, binding, dst, &mut self.buf, path, &mut self.steps)?;
         sys::set_owner_and_mode(dst, m, path)?;
         self.stats.xattrs += xattrs::copy(&self.keys, src, dst, path)?;

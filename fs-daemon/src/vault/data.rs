@@ -14,10 +14,10 @@ use log::error;
 use nix::errno::Errno;
 
 use super::file::{OpenFile, ReadError};
-use callvault::fileheader::NameBinding;
-use callvault::layout::Layout;
 use super::inode::{Inode, Kind, lock};
 use super::namespace::DirEntry;
+use callvault::fileheader::NameBinding;
+use callvault::layout::Layout;
 use callvault::policy::Right;
 
 use super::paths::VolPath;
@@ -214,7 +214,8 @@ impl Vault {
         error!("inode {}: bytes {text} do not match their sector tags; reads of them fail with EIO", h.ino);
         let detail = Detail { damaged: Some(text), ..Detail::default() };
         let r: Result<(), Errno> = Err(Errno::EIO);
-        if let Err(e) = self.audit.log_as(h.opener_actor.clone(), EventKind::Integrity, &r, Some(&h.path), None, detail) {
+        if let Err(e) = self.audit.log_as(h.opener_actor.clone(), EventKind::Integrity, &r, Some(&h.path), None, detail)
+        {
             error!("inode {}: the integrity record could not be written: {e}", h.ino);
         }
     }

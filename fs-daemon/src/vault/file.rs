@@ -26,9 +26,7 @@ use callvault::fileheader::{FileHeader, NameBinding, SLOT_OFFSETS};
 use callvault::keys::VolumeKeys;
 use callvault::layout::{BackingLen, Layout, SECTORS_PER_GROUP};
 use callvault::recording_seal::{Seal, SealBuilder};
-use callvault::sectors::{
-    self, FILE_HEADER_LEN, SECTOR_SIZE, covers_whole_sector, sectors_for_size, sectors_touched,
-};
+use callvault::sectors::{self, FILE_HEADER_LEN, SECTOR_SIZE, covers_whole_sector, sectors_for_size, sectors_touched};
 use callvault::tags::{HOLE_TAG, Tag};
 use log::{error, warn};
 use nix::errno::Errno;
@@ -371,7 +369,9 @@ impl OpenFile {
         next.size = st.size;
         for _ in 0..if both { 2 } else { 1 } {
             next.generation += 1;
-            self.fd.write_all_at(&next.encode(self.layout, &keys.file_header_mac), next.slot_offset()).map_err(io_errno)?;
+            self.fd
+                .write_all_at(&next.encode(self.layout, &keys.file_header_mac), next.slot_offset())
+                .map_err(io_errno)?;
         }
         *h = next;
         st.dirty = false;
@@ -430,8 +430,8 @@ impl OpenFile {
         let new_size = st.size.max(end);
         // The new tail (the sector holding an unaligned end of file, if this
         // write ends in it) stays in memory; every other sector goes to disk.
-        let deferred = (!new_size.is_multiple_of(SECTOR_SIZE) && range.end - 1 == new_size / SECTOR_SIZE)
-            .then_some(range.end - 1);
+        let deferred =
+            (!new_size.is_multiple_of(SECTOR_SIZE) && range.end - 1 == new_size / SECTOR_SIZE).then_some(range.end - 1);
         WRITE_BUF.with_borrow_mut(|buf| -> Result<(), Errno> {
             // Reused across requests: only the edge sectors that `data` does
             // not cover whole are built here (old contents plus their part of
@@ -635,11 +635,7 @@ impl OpenFile {
     /// unmount). Fails, after that, if any write to the file failed.
     pub fn flush(&self, keys: &VolumeKeys) -> Result<(), Errno> {
         let mut st = self.write_state();
-        let persisted = if st.dirty {
-            self.persist_header(&mut st, keys, true)
-        } else {
-            self.write_tail(&mut st)
-        };
+        let persisted = if st.dirty { self.persist_header(&mut st, keys, true) } else { self.write_tail(&mut st) };
         persisted.inspect_err(|e| {
             warn!("inode {}: could not record the file size: {e}", self.ino);
         })?;

@@ -12,8 +12,8 @@
 //! recorded once, with its error. Operations with no effect to come (open
 //! without O_TRUNC, close) are recorded once, before their result returns.
 
-use callvault::layout::Layout;
 use callvault::journal::{Detail, EventKind};
+use callvault::layout::Layout;
 use callvault::policy::Right;
 use nix::errno::Errno;
 use nix::fcntl::RenameFlags;

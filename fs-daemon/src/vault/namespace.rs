@@ -317,7 +317,13 @@ impl Vault {
     /// The open state of regular file `entry` in directory `dir` (backing
     /// `st`), reached through the name bound as `binding`: its inode's if
     /// the kernel knows it, else loaded for this call.
-    fn open_entry(&self, dir: &Inode, entry: &str, st: &FileStat, binding: NameBinding) -> Result<Arc<OpenFile>, Errno> {
+    fn open_entry(
+        &self,
+        dir: &Inode,
+        entry: &str,
+        st: &FileStat,
+        binding: NameBinding,
+    ) -> Result<Arc<OpenFile>, Errno> {
         if let Some(i) = self.inodes.get(self.inomap.fuse_ino(st.st_ino)) {
             return self.open_file(&i, None);
         }
